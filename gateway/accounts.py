@@ -1,0 +1,151 @@
+"""Users and API keys in the store: create, find, list, revoke; and the principal behind a key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from gateway import keys
+from gateway.models import api_keys, users
+
+LOCAL_USER = "local@gateway"  # owns keys created without --user; unlimited
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Read a stored timestamp as aware UTC (SQLite hands back naive values)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key and its owner, as the request pipeline needs them."""
+
+    key_id: int
+    key_prefix: str
+    user_id: int
+    user_email: str
+    is_admin: bool
+    allowed_models: frozenset[str] | None
+    expires_at: datetime | None
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+
+def find_principal(conn: Connection, key_hash: str) -> Principal | None:
+    """Return the principal for a usable key hash, or None (unknown, revoked or disabled)."""
+    row = conn.execute(
+        select(api_keys.c.id, api_keys.c.prefix, api_keys.c.key_hash, api_keys.c.allowed_models,
+               api_keys.c.expires_at, users.c.id.label("user_id"), users.c.email, users.c.is_admin)
+        .join(users, users.c.id == api_keys.c.user_id)
+        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None),
+               api_keys.c.disabled.is_(False))
+    ).first()
+    if row is None:
+        return None
+    allowed = frozenset(m for m in (row.allowed_models or "").split(",") if m) or None
+    return Principal(key_id=row.id, key_prefix=row.prefix, user_id=row.user_id,
+                     user_email=row.email, is_admin=row.is_admin, allowed_models=allowed,
+                     expires_at=as_utc(row.expires_at))
+
+
+class KeyCache:
+    """A short-lived, bounded map from key hash to principal, so most requests skip the store.
+
+    A revoked key stops working within `ttl` seconds on every host; the process that revokes
+    it forgets it at once.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str, load: Callable[[], Principal | None]) -> Principal | None:
+        now = time.monotonic()
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        principal = load()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key_hash] = (now + self.ttl, principal)
+        return principal
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def find_user(conn: Connection, email: str) -> Any:
+    return conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+
+
+def create_user(conn: Connection, email: str, *, password_hash: str | None = None,
+                is_admin: bool = False, unlimited: bool = False) -> int:
+    """Insert a user and return its id."""
+    return conn.execute(
+        insert(users).values(email=email.strip().lower(), password_hash=password_hash,
+                             is_admin=is_admin, unlimited=unlimited, created_at=utcnow())
+        .returning(users.c.id)
+    ).scalar_one()
+
+
+def local_user_id(conn: Connection) -> int:
+    """Return the built-in unlimited user's id, creating it on first use."""
+    row = find_user(conn, LOCAL_USER)
+    if row is not None:
+        return row.id
+    return create_user(conn, LOCAL_USER, is_admin=True, unlimited=True)
+
+
+def create_key(conn: Connection, user_id: int, *, name: str = "", limit_micros: int | None = None,
+               expires_at: datetime | None = None,
+               allowed_models: list[str] | None = None) -> tuple[int, keys.MintedKey]:
+    """Mint a key for a user; the secret in the result is the only copy there will ever be."""
+    minted = keys.mint()
+    key_id = conn.execute(
+        insert(api_keys).values(
+            user_id=user_id, name=name, key_hash=minted.hash, prefix=minted.prefix,
+            limit_micros=limit_micros, expires_at=expires_at, created_at=utcnow(),
+            allowed_models=",".join(allowed_models) if allowed_models else None,
+        ).returning(api_keys.c.id)
+    ).scalar_one()
+    return key_id, minted
+
+
+def list_keys(conn: Connection, user_id: int | None = None) -> list[Any]:
+    """Return key rows (never a secret: only the hash and prefix are stored)."""
+    query = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at,
+                    api_keys.c.last_used_at, api_keys.c.revoked_at, api_keys.c.disabled,
+                    api_keys.c.expires_at, api_keys.c.limit_micros, api_keys.c.spent_micros,
+                    api_keys.c.held_micros, api_keys.c.allowed_models, users.c.email)
+             .join(users, users.c.id == api_keys.c.user_id).order_by(api_keys.c.id))
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
+    return list(conn.execute(query))
+
+
+def revoke_key(conn: Connection, id_or_prefix: str, user_id: int | None = None) -> int:
+    """Revoke keys by id or display prefix; return how many were revoked."""
+    match = (api_keys.c.id == int(id_or_prefix) if id_or_prefix.isdigit()
+             else api_keys.c.prefix == id_or_prefix)
+    query = update(api_keys).where(match, api_keys.c.revoked_at.is_(None))
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
+    return conn.execute(query.values(revoked_at=utcnow())).rowcount
+

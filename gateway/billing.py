@@ -1,0 +1,131 @@
+"""The money rules: reserve a worst case before the call, settle the real cost after, sweep stale holds.
+
+Every balance change is one conditional UPDATE, so two gateways sharing one PostgreSQL cannot
+overspend: PostgreSQL re-checks the WHERE clause after taking the row lock, and SQLite runs one
+writer at a time. Rows are always locked user first, then key, so transactions cannot deadlock.
+Functions here take a connection and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, case, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import GatewayError, InsufficientQuotaError
+from gateway.models import api_keys, holds, usage_records, users
+
+OUTCOMES = ("ok", "upstream_error", "client_disconnected", "timeout", "abandoned")
+
+
+class DuplicateRequestError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "duplicate_request_id"
+    default_message = "This X-Request-Id was already used; send a new one or none."
+
+
+@dataclass(frozen=True)
+class Hold:
+    request_id: str
+    user_id: int
+    key_id: int
+    model: str
+    amount_micros: int
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    status: int
+    outcome: str
+    stream: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_micros: int = 0
+    latency_ms: int = 0
+    ttfb_ms: int | None = None
+    estimated: bool = False
+
+
+def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
+    """Hold the worst-case amount on the user's balance and the key's limit, or refuse.
+
+    :raises InsufficientQuotaError: the balance or the key's limit cannot cover the hold.
+    :raises DuplicateRequestError: a hold or usage row already has this request id.
+    """
+    amount = hold.amount_micros
+    done = conn.execute(
+        update(users)
+        .where(users.c.id == hold.user_id,
+               or_(users.c.unlimited.is_(True),
+                   users.c.balance_micros - users.c.held_micros >= amount))
+        .values(held_micros=users.c.held_micros + amount)
+    ).rowcount
+    if done != 1:
+        raise InsufficientQuotaError(
+            "Your balance is too low for this request; add credit or lower max_tokens.")
+    done = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == hold.key_id,
+               or_(api_keys.c.limit_micros.is_(None),
+                   api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros
+                   >= amount))
+        .values(held_micros=api_keys.c.held_micros + amount)
+    ).rowcount
+    if done != 1:
+        raise InsufficientQuotaError(
+            "This API key has reached its spend limit; raise the limit or use another key.")
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(holds).values(
+                request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id,
+                model=hold.model, amount_micros=amount, created_at=now))
+    except IntegrityError:
+        raise DuplicateRequestError() from None
+
+
+def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> bool:
+    """Replace the hold by the real cost and write the request's one usage row.
+
+    Returns False, changing nothing, when the hold is already gone (settled or swept).
+    """
+    released = conn.execute(delete(holds).where(holds.c.request_id == hold.request_id)).rowcount
+    if released != 1:
+        return False
+    _charge(conn, hold, record.cost_micros, now)
+    conn.execute(insert(usage_records).values(
+        request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id,
+        model=hold.model, created_at=now, **record.__dict__))
+    return True
+
+
+def _charge(conn: Connection, hold: Hold, cost: int, now: datetime) -> None:
+    # Unlimited users are not debited; their spend still shows on the key and in usage.
+    conn.execute(
+        update(users).where(users.c.id == hold.user_id).values(
+            balance_micros=users.c.balance_micros - case((users.c.unlimited.is_(True), 0),
+                                                         else_=cost),
+            held_micros=users.c.held_micros - hold.amount_micros))
+    conn.execute(
+        update(api_keys).where(api_keys.c.id == hold.key_id).values(
+            spent_micros=api_keys.c.spent_micros + cost,
+            held_micros=api_keys.c.held_micros - hold.amount_micros,
+            last_used_at=now))
+
+
+def sweep(conn: Connection, older_than: timedelta, now: datetime) -> int:
+    """Release holds left by dead workers, recording each as an abandoned request; return how many."""
+    query = select(holds).where(holds.c.created_at < now - older_than).order_by(holds.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    count = 0
+    for row in conn.execute(query).all():
+        hold = Hold(row.request_id, row.user_id, row.key_id, row.model, row.amount_micros)
+        record = UsageRecord(status=0, outcome="abandoned", stream=False, estimated=True)
+        if settle(conn, hold, record, now):
+            count += 1
+    return count

@@ -1,0 +1,26 @@
+"""Flask blueprints; services() hands a view the objects create_app wired for this app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from gateway.accounts import KeyCache
+from gateway.catalog import Catalog
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.relay import Relay
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    relay: Relay
+    key_cache: KeyCache
+
+
+def services() -> Services:
+    return current_app.extensions["gateway"]

@@ -1,0 +1,36 @@
+"""Who is calling: the Bearer API key check for /api/v1."""
+
+from __future__ import annotations
+
+from flask import request
+
+from gateway import keys
+from gateway.accounts import Principal, find_principal, utcnow
+from gateway.blueprints import services
+from gateway.errors import AuthenticationError
+
+
+def authenticate() -> Principal:
+    """Return the principal behind the request's Bearer key, or raise invalid_api_key."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    if not header:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.")
+    if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
+        raise AuthenticationError("Incorrect API key provided. Send 'Authorization: Bearer sk-…' "
+                                  "with a key from the console.")
+    svc = services()
+    key_hash = keys.hash_key(secret)
+
+    def load() -> Principal | None:
+        with svc.db.session_scope() as conn:
+            return find_principal(conn, key_hash)
+
+    principal = svc.key_cache.get(key_hash, load)
+    if principal is None:
+        raise AuthenticationError("Incorrect API key provided, or the key was revoked.")
+    if principal.expires_at is not None and principal.expires_at <= utcnow():
+        raise AuthenticationError("This API key has expired.")
+    return principal

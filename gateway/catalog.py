@@ -1,0 +1,51 @@
+"""Providers and models from the settings; resolve("provider:model") to a Target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import ModelConfig, ProviderConfig, Settings
+from gateway.errors import ModelNotFoundError
+from gateway.providers.base import Adapter
+from gateway.providers.mock import MockAdapter
+from gateway.providers.openai import OpenAIAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAIAdapter, "mock": MockAdapter}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one public model id goes: the provider, its adapter and the model's prices."""
+
+    public_id: str
+    provider: ProviderConfig
+    model: ModelConfig
+    adapter: Adapter
+
+
+class Catalog:
+    """Every routable model, built once at start-up."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.targets: dict[str, Target] = {}
+        for provider in settings.providers:
+            adapter = ADAPTERS[provider.type](provider)
+            for model in provider.models:
+                public_id = f"{provider.name}:{model.name}"
+                self.targets[public_id] = Target(public_id, provider, model, adapter)
+
+    def resolve(self, model: str) -> Target:
+        """Return the target for a provider:modelId, or raise model_not_found."""
+        target = self.targets.get(model)
+        if target is None:
+            shown = model if len(model) <= 200 else model[:200] + "…"
+            raise ModelNotFoundError(
+                f"The model `{shown}` does not exist or you do not have access to it. "
+                "Use provider:modelId, e.g. mock:echo; GET /api/v1/models lists them.",
+                param="model")
+        return target
+
+    def unpriced(self) -> list[str]:
+        """Return the models served at zero cost because the config gives them no price."""
+        return [t.public_id for t in self.targets.values()
+                if not t.model.priced and t.provider.type != "mock"]

@@ -1,0 +1,226 @@
+"""Settings: defaults, then the TOML file, then GATEWAY_* environment, then test_config.
+
+Everything the gateway reads from the outside world at start-up is read and validated here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+PROVIDER_TYPES = ("openai", "mock")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    upstream_id: str
+    input_price: Decimal = Decimal(0)  # USD per million prompt tokens
+    output_price: Decimal = Decimal(0)  # USD per million completion tokens
+    cached_input_price: Decimal | None = None  # USD per million cached prompt tokens
+    max_output_tokens: int | None = None  # reservation cap when the client sets none
+    priced: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    models: tuple[ModelConfig, ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/gateway.db"
+    providers: tuple[ProviderConfig, ...] = ()
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_upstream_body_bytes: int = 64 * 1024 * 1024
+    key_cache_ttl: float = 5.0
+    default_max_tokens: int = 4096
+    hold_timeout: float = 3600.0
+    db_pool_size: int = 5
+    admin_token: str = field(default="", repr=False)
+    testing: bool = False
+
+
+def _price(where: str, raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(f"{where}: price must be a number of USD per million tokens")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: price {raw!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{where}: price must be a finite number >= 0, got {raw!r}")
+    return value
+
+
+def _expand(where: str, raw: Any, env: dict[str, str]) -> str:
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where} must be a string")
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{where} uses ${{{name}}}, but {name} is not set in the environment")
+        return env[name]
+
+    return _VAR.sub(sub, raw)
+
+
+def _model(provider: str, name: str, raw: Any) -> ModelConfig:
+    where = f"providers.{provider}.models.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - {"upstream_id", "input_price", "output_price", "cached_input_price",
+                          "max_output_tokens"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    upstream_id = raw.get("upstream_id", name)
+    if not isinstance(upstream_id, str) or not upstream_id:
+        raise ConfigError(f"{where}.upstream_id must be a non-empty string")
+    cap = raw.get("max_output_tokens")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ConfigError(f"{where}.max_output_tokens must be a positive integer")
+    cached = raw.get("cached_input_price")
+    return ModelConfig(
+        name=name,
+        upstream_id=upstream_id,
+        input_price=_price(f"{where}.input_price", raw.get("input_price", 0)),
+        output_price=_price(f"{where}.output_price", raw.get("output_price", 0)),
+        cached_input_price=None if cached is None else _price(f"{where}.cached_input_price", cached),
+        max_output_tokens=cap,
+        priced="input_price" in raw or "output_price" in raw,
+    )
+
+
+def _timeout(where: str, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        raise ConfigError(f"{where} must be a positive number of seconds")
+    return float(raw)
+
+
+def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
+    where = f"providers.{name}"
+    if not _NAME.match(name) or ":" in name:
+        raise ConfigError(f"{where}: provider names may use letters, digits, '.', '_', '-', '/'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - {"type", "base_url", "api_key", "models", "connect_timeout", "read_timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    kind = raw.get("type", "openai")
+    if kind not in PROVIDER_TYPES:
+        raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
+    base_url = _expand(f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock"
+                                                          else ""), env).rstrip("/")
+    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"{where}.base_url must be an http(s) URL, e.g. https://api.deepseek.com/v1")
+    models = raw.get("models", {})
+    if not isinstance(models, dict) or not models:
+        raise ConfigError(f"{where}.models must list at least one model")
+    return ProviderConfig(
+        name=name,
+        type=kind,
+        base_url=base_url,
+        api_key=_expand(f"{where}.api_key", raw.get("api_key", ""), env),
+        models=tuple(_model(name, m, body) for m, body in models.items()),
+        connect_timeout=_timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0)),
+        read_timeout=_timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0)),
+    )
+
+
+def builtin_mock() -> ProviderConfig:
+    """Return the built-in mock provider, which needs no upstream and no key."""
+    return ProviderConfig(
+        name="mock",
+        type="mock",
+        base_url="mock://local",
+        models=(ModelConfig(name="echo", upstream_id="echo"),),
+    )
+
+
+def parse_providers(data: dict[str, Any], env: dict[str, str]) -> tuple[ProviderConfig, ...]:
+    """Validate the [providers] tables of a parsed TOML document."""
+    raw = data.get("providers", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("providers must be a table of [providers.NAME] tables")
+    providers = [_provider(name, body, env) for name, body in raw.items()]
+    if not any(p.name == "mock" for p in providers):
+        providers.insert(0, builtin_mock())
+    return tuple(providers)
+
+
+def normalise_database_url(url: str) -> str:
+    """Point plain PostgreSQL URLs at psycopg2, the driver the design card names."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+_ENV_FIELDS = {
+    "GATEWAY_DATABASE_URL": ("database_url", str),
+    "DATABASE_URL": ("database_url", str),
+    "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "GATEWAY_KEY_CACHE_TTL": ("key_cache_ttl", float),
+    "GATEWAY_DEFAULT_MAX_TOKENS": ("default_max_tokens", int),
+    "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
+    "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
+    "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
+}
+_TOML_FIELDS = {"database_url", "max_body_bytes", "key_cache_ttl", "default_max_tokens",
+                "hold_timeout", "db_pool_size"}
+
+
+def load_settings(test_config: dict[str, Any] | None = None,
+                  env: dict[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the TOML file, the environment and test_config."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    path = env.get("GATEWAY_CONFIG") or ("gateway.toml" if os.path.exists("gateway.toml") else None)
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"GATEWAY_CONFIG names {path}, which does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        gateway = data.get("gateway", {})
+        unknown = set(gateway) - _TOML_FIELDS
+        if unknown:
+            raise ConfigError(f"{path}: [gateway] has unknown key(s) {', '.join(sorted(unknown))}")
+        values.update(gateway)
+    for var, (name, kind) in _ENV_FIELDS.items():
+        if var in env and (var != "DATABASE_URL" or "GATEWAY_DATABASE_URL" not in env):
+            try:
+                values[name] = kind(env[var])
+            except ValueError:
+                raise ConfigError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from None
+    test_config = dict(test_config or {})
+    if "providers" in test_config and isinstance(test_config["providers"], dict):
+        data = {"providers": test_config.pop("providers")}
+    values.update(test_config)
+    values["providers"] = parse_providers(data, env)
+    values["database_url"] = normalise_database_url(values.get("database_url", Settings.database_url))
+    settings = replace(Settings(), **values)
+    for name in ("max_body_bytes", "default_max_tokens", "db_pool_size"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{name} must be a positive integer")
+    return settings

@@ -1,0 +1,150 @@
+"""The GatewayError tree: each class fixes an HTTP status, an OpenAI error type and a stable code.
+
+    GatewayError (500 server_error)
+    ├── InvalidRequestError (400 invalid_request_error)
+    │   ├── UnsupportedMediaTypeError (415)
+    │   ├── RequestTooLargeError (413)
+    │   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
+    │   └── MethodNotAllowedError (405)
+    ├── AuthenticationError (401 invalid_api_key)
+    ├── PermissionDeniedError (403 permission_denied)
+    ├── InsufficientQuotaError (429 insufficient_quota, not retryable)
+    ├── ServiceUnavailableError (503)
+    └── UpstreamError (502 upstream_error)
+        ├── UpstreamStatusError (the upstream's own 4xx/5xx)
+        ├── UpstreamAuthError (502: the gateway's provider credentials failed)
+        ├── UpstreamConnectionError (502 upstream_connection_error)
+        ├── UpstreamTimeoutError (504 upstream_timeout)
+        └── UpstreamProtocolError (502 bad_upstream_response)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with; rendered once by the errors blueprint."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = "internal_error"
+    default_message = "The gateway had an error while processing your request."
+
+    def __init__(self, message: str | None = None, *, param: str | None = None,
+                 code: str | None = None, status: int | None = None,
+                 headers: dict[str, str] | None = None, type: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.param = param
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        self.headers = dict(headers or {})
+
+    def to_error(self) -> dict[str, Any]:
+        """Return the inner OpenAI error object."""
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+    def to_body(self, request_id: str) -> dict[str, Any]:
+        """Return the OpenAI error envelope with the request id."""
+        return {"error": self.to_error(), "request_id": request_id}
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+    default_message = "The request is not valid."
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "The request body must be JSON (Content-Type: application/json)."
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status = 413
+    code = "request_too_large"
+    default_message = "The request body is larger than this gateway accepts."
+
+
+class NotFoundError(InvalidRequestError):
+    status = 404
+    code = "not_found"
+    default_message = "There is nothing at this path."
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "This method is not allowed on this path."
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+    default_message = "Incorrect API key provided."
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
+    default_message = "This API key may not do that."
+
+
+class InsufficientQuotaError(GatewayError):
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    default_message = "You exceeded your current quota, please check your balance and key limits."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # Without this header the openai SDKs retry every 429 (protocol.md §2.3).
+        self.headers.setdefault("x-should-retry", "false")
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    code = "service_unavailable"
+    default_message = "The gateway cannot serve requests right now; try again later."
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "upstream_error"
+    default_message = "The upstream provider failed to answer."
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an error status; status, type and message are the upstream's."""
+
+
+class UpstreamAuthError(UpstreamError):
+    code = "upstream_auth_failed"
+
+
+class UpstreamConnectionError(UpstreamError):
+    code = "upstream_connection_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+    default_message = "The upstream provider did not answer in time."
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "bad_upstream_response"
+    default_message = "The upstream provider sent an answer the gateway could not read."

@@ -1,0 +1,114 @@
+"""The tables, as SQLAlchemy Core; schema.sql is the same schema as PostgreSQL DDL (a test compares)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+    text,
+)
+
+metadata = MetaData()
+
+# BIGINT identities on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _id() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False,
+                  server_default=text("CURRENT_TIMESTAMP"))
+
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255)),
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    Column("unlimited", Boolean, nullable=False, server_default=false()),
+    Column("balance_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
+    _created_at(),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("allowed_models", Text),  # comma-separated provider:model ids; NULL allows all
+    Column("limit_micros", BigInteger),  # NULL means no limit of the key's own
+    Column("spent_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    _created_at(),
+)
+
+# One row per request in flight: the worst-case amount held on the user and the key.
+holds = Table(
+    "holds",
+    metadata,
+    _id(),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    _created_at(),
+    Index("ix_holds_created_at", "created_at"),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    _id(),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("completion_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cached_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("cost_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("status", Integer, nullable=False),
+    Column("stream", Boolean, nullable=False, server_default=false()),
+    Column("latency_ms", Integer, nullable=False, server_default=text("0")),
+    Column("ttfb_ms", Integer),
+    Column("outcome", String(32), nullable=False),
+    Column("estimated", Boolean, nullable=False, server_default=false()),
+    _created_at(),
+    Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
+    Index("ix_usage_records_key_id_created_at", "key_id", "created_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    _id(),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    _created_at(),
+)

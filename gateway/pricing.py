@@ -1,0 +1,37 @@
+"""Turn token usage and per-million prices into integer micro-USD (1 USD = 1,000,000)."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_CEILING, Decimal
+
+from gateway.config import ModelConfig
+from gateway.providers.base import Usage
+
+
+def _micros(tokens: int, usd_per_million: Decimal) -> Decimal:
+    # USD per million tokens is exactly micro-USD per token.
+    return Decimal(tokens) * usd_per_million
+
+
+def cost_micros(model: ModelConfig, usage: Usage) -> int:
+    """Price a usage in micro-USD, rounded up to the next micro-unit."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_price = model.input_price if model.cached_input_price is None else model.cached_input_price
+    total = (
+        _micros(usage.prompt_tokens - cached, model.input_price)
+        + _micros(cached, cached_price)
+        + _micros(usage.completion_tokens, model.output_price)
+    )
+    return int(total.to_integral_value(rounding=ROUND_CEILING))
+
+
+def estimate_tokens(text_bytes: int) -> int:
+    """Estimate tokens from UTF-8 bytes when the upstream never reported usage."""
+    return math.ceil(text_bytes / 4)
+
+
+def worst_case_micros(model: ModelConfig, prompt_bytes: int, max_output: int) -> int:
+    """Bound a request's cost from above: a token is never shorter than one byte of the body."""
+    usage = Usage(prompt_tokens=prompt_bytes, completion_tokens=max_output)
+    return cost_micros(model, usage)

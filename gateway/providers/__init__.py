@@ -1,0 +1,1 @@
+"""Provider adapters: pure translators between OpenAI's wire format and each upstream's."""

@@ -1,0 +1,265 @@
+"""The OpenAI wire format: OpenAI itself and every compatible upstream (DeepSeek, vLLM, Ollama …)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+)
+from gateway.providers.base import Adapter, Completion, StreamTranslator, UpstreamRequest, Usage
+from gateway.sse import DONE, Event, encode_comment, encode_data
+
+MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def usage_from(raw: Any) -> Usage | None:
+    """Read an OpenAI-style usage object, with DeepSeek's and Moonshot's cache fields."""
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = _count(raw.get("prompt_tokens")), _count(raw.get("completion_tokens"))
+    if prompt is None and completion is None:
+        return None
+    prompt_details = raw.get("prompt_tokens_details")
+    completion_details = raw.get("completion_tokens_details")
+    cached = (
+        (_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None)
+        or _count(raw.get("prompt_cache_hit_tokens"))
+        or _count(raw.get("cached_tokens"))
+        or 0
+    )
+    reasoning = (_count(completion_details.get("reasoning_tokens"))
+                 if isinstance(completion_details, dict) else None)
+    return Usage(prompt_tokens=prompt or 0, completion_tokens=completion or 0,
+                 cached_tokens=cached, reasoning_tokens=reasoning or 0)
+
+
+def chunk_usage(chunk: dict[str, Any]) -> Usage | None:
+    """Find usage in a stream chunk: top level, or choices[0] (Moonshot), or x_groq (old Groq)."""
+    usage = usage_from(chunk.get("usage"))
+    if usage is None:
+        choices = chunk.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            usage = usage_from(choices[0].get("usage"))
+    if usage is None and isinstance(chunk.get("x_groq"), dict):
+        usage = usage_from(chunk["x_groq"].get("usage"))
+    return usage
+
+
+def error_fields(raw: Any) -> tuple[str | None, str | None, str | None, str | None]:
+    """Return message, type, code and param from any upstream error shape we know."""
+    if isinstance(raw, list) and raw and isinstance(raw[0], dict):
+        raw = raw[0]  # Gemini's OpenAI-compatible endpoint wraps errors in an array
+    if not isinstance(raw, dict):
+        return None, None, None, None
+    err = raw.get("error", raw)
+    if isinstance(err, str):
+        return err, None, None, None
+    if not isinstance(err, dict):
+        return None, None, None, None
+
+    def text(name: str) -> str | None:
+        value = err.get(name)
+        return value if isinstance(value, str) and value else None
+
+    return text("message"), text("type"), text("code"), text("param")
+
+
+class OpenAIAdapter(Adapter):
+    """Relays OpenAI's format almost untouched: the model id is swapped, usage is always asked for."""
+
+    path = "/chat/completions"
+
+    def build_request(self, body: dict[str, Any], upstream_model: str,
+                      stream: bool) -> UpstreamRequest:
+        body = dict(body, model=upstream_model)
+        if stream:
+            body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
+        else:
+            # OpenAI and Azure reject stream_options unless streaming (protocol.md §0 #2).
+            body.pop("stream_options", None)
+        headers = [("Content-Type", "application/json"),
+                   ("Accept", "text/event-stream" if stream else "application/json")]
+        if self.provider.api_key:
+            headers.append(("Authorization", f"Bearer {self.provider.api_key}"))
+        return UpstreamRequest(
+            provider=self.provider.name, url=self.provider.base_url + self.path,
+            headers=tuple(headers), body=dumps(body), stream=stream,
+            connect_timeout=self.provider.connect_timeout, read_timeout=self.provider.read_timeout)
+
+    def parse_response(self, raw: bytes, public_model: str) -> Completion:
+        try:
+            # DeepSeek sends blank lines before the body while a request is queued.
+            data = json.loads(raw.lstrip())
+        except ValueError:
+            raise UpstreamProtocolError(
+                f"Provider '{self.provider.name}' sent a response that is not JSON.") from None
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError(
+                f"Provider '{self.provider.name}' sent a response that is not a JSON object.")
+        if data.get("error") and "choices" not in data:
+            raise self.error_from(data, 502)
+        data["model"] = public_model
+        usage = chunk_usage(data)
+        return Completion(body=dumps(data), usage=usage)
+
+    def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
+        try:
+            data = json.loads(raw.lstrip() or b"null")
+        except ValueError:
+            data = None  # an HTML page from a proxy, say
+        error = self.error_from(data, status)
+        if status == 429:
+            for name in ("retry-after", "retry-after-ms"):
+                if name in headers:
+                    error.headers[name] = headers[name]
+        return error
+
+    def error_from(self, data: Any, status: int) -> UpstreamError:
+        """Normalise an upstream error into ours; credential failures are the operator's."""
+        name = self.provider.name
+        if status in (401, 402, 403):
+            # The client's key was fine; the gateway's provider key or account was not.
+            return UpstreamAuthError(
+                f"Provider '{name}' refused the gateway's credentials or account "
+                f"(HTTP {status}); the gateway operator must check this provider's key and balance.")
+        message, kind, code, param = error_fields(data)
+        message = self.redact(message)[:MAX_MESSAGE] if message else (
+            f"Provider '{name}' answered with HTTP {status}.")
+        if not 400 <= status <= 599:
+            status = 502
+        if kind is None:
+            kind = "invalid_request_error" if status < 500 else "server_error"
+        if code is None:
+            code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
+        return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
+
+    def translator(self, public_model: str, upstream_model: str,
+                   client_usage: bool) -> StreamTranslator:
+        return OpenAIStreamTranslator(self, public_model, upstream_model, client_usage)
+
+
+class OpenAIStreamTranslator(StreamTranslator):
+    """Relays chunks as they come, with the client's model id, and puts usage where the client wants it.
+
+    A client that asked for stream_options.include_usage gets OpenAI's own shape (a last chunk with
+    empty choices). One that did not gets usage on the final chunk, as the seed's quickstart shows:
+    the chunk with finish_reason is held until the usage chunk arrives, then sent with usage merged.
+    """
+
+    def __init__(self, adapter: OpenAIAdapter, public_model: str, upstream_model: str,
+                 client_usage: bool) -> None:
+        self.adapter = adapter
+        self.public_model = public_model
+        self.client_usage = client_usage
+        self.usage: Usage | None = None
+        self.relayed_bytes = 0
+        self._finished = False
+        self._done = False
+        self._held: dict[str, Any] | None = None
+        self._needle = b'"model":' + json.dumps(upstream_model).encode()
+        self._model = b'"model":' + json.dumps(public_model, ensure_ascii=False).encode()
+
+    def feed(self, event: Event) -> list[bytes]:
+        if event.comment is not None:
+            return [encode_comment(event.comment)]  # keep-alives keep idle timers from firing
+        data = event.data
+        if data is None or self._done:
+            return []
+        if data.strip() == b"[DONE]":
+            self._done = True
+            return self._release() + [DONE]
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise UpstreamProtocolError(
+                f"Provider '{self.adapter.provider.name}' sent a stream event that is not JSON."
+            ) from None
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocolError(
+                f"Provider '{self.adapter.provider.name}' sent a stream event that is not an object.")
+        if chunk.get("error") or event.event == "error":
+            raise self.adapter.error_from(chunk, 502)
+        usage = chunk_usage(chunk)
+        if usage is not None:
+            self.usage = usage
+        choices = chunk.get("choices")
+        finishing = False
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict):
+                    self.relayed_bytes += _text_bytes(choice.get("delta"))
+                    finishing = finishing or choice.get("finish_reason") is not None
+        self._finished = self._finished or finishing
+        if self.client_usage:
+            return [self._encode(data, chunk)]
+        if usage is not None and not choices:
+            return self._release(usage)  # the usage-only chunk merges into the held final chunk
+        out = self._release()
+        if finishing:
+            self._held = chunk
+            return out
+        out.append(self._encode(data, chunk))
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self._done:
+            return []
+        if not self._finished:
+            raise UpstreamProtocolError(
+                f"Provider '{self.adapter.provider.name}' ended the stream before the answer was "
+                "complete.")
+        # Anthropic- and Gemini-like upstreams just close; a finished answer is still whole.
+        self._done = True
+        return self._release() + [DONE]
+
+    def _release(self, usage: Usage | None = None) -> list[bytes]:
+        held, self._held = self._held, None
+        if held is None:
+            return []
+        if usage is not None:
+            held["usage"] = {"prompt_tokens": usage.prompt_tokens,
+                             "completion_tokens": usage.completion_tokens,
+                             "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+        held["model"] = self.public_model
+        return [encode_data(dumps(held))]
+
+    def _encode(self, data: bytes, chunk: dict[str, Any]) -> bytes:
+        # Swapping the model id in the bytes avoids re-encoding every chunk. An unescaped
+        # '"model":"x"' can only be the key itself: quotes inside JSON strings are escaped.
+        if self._needle in data:
+            return encode_data(data.replace(self._needle, self._model, 1))
+        chunk["model"] = self.public_model
+        return encode_data(dumps(chunk))
+
+
+def _text_bytes(delta: Any) -> int:
+    if not isinstance(delta, dict):
+        return 0
+    total = 0
+    for name in ("content", "reasoning_content", "reasoning", "refusal"):
+        value = delta.get(name)
+        if isinstance(value, str):
+            total += len(value.encode("utf-8"))
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for name in ("name", "arguments"):
+                value = function.get(name)
+                if isinstance(value, str):
+                    total += len(value.encode("utf-8"))
+    return total

@@ -1,0 +1,205 @@
+"""One call upstream, whole or streamed, between a reservation and exactly one settlement."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gateway import billing, pricing
+from gateway.accounts import Principal, utcnow
+from gateway.billing import Hold, UsageRecord
+from gateway.catalog import Target
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.errors import GatewayError, UpstreamTimeoutError
+from gateway.providers.base import StreamTranslator, Usage
+from gateway.sse import Decoder, encode_data
+from gateway.upstream import Upstream, UpstreamResponse
+
+log = logging.getLogger("gateway.relay")
+
+IMAGE_TOKENS = 2000  # an image part can cost far more tokens than the bytes of its URL
+
+
+@dataclass(frozen=True)
+class Call:
+    """Everything the relay needs about one authorised, validated request."""
+
+    request_id: str
+    principal: Principal
+    target: Target
+    body: dict[str, Any]
+    raw_size: int
+    stream: bool
+    started: float  # time.monotonic() when the request arrived
+
+    @property
+    def client_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
+    def max_output(self, default: int) -> int:
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = self.body.get(name)
+            if isinstance(value, int) and value > 0:
+                return value
+        return self.target.model.max_output_tokens or default
+
+
+def _outcome(exc: BaseException) -> str:
+    return "timeout" if isinstance(exc, UpstreamTimeoutError) else "upstream_error"
+
+
+class Relay:
+    """Reserve, call, settle: the money never moves outside these three steps."""
+
+    def __init__(self, settings: Settings, db: Database, upstream: Upstream) -> None:
+        self.settings = settings
+        self.db = db
+        self.upstream = upstream
+
+    def reserve(self, call: Call, prompt_bytes: int, images: int) -> Hold:
+        """Hold the call's worst-case cost; raises insufficient_quota when it cannot be covered."""
+        amount = pricing.worst_case_micros(call.target.model, prompt_bytes + images * IMAGE_TOKENS,
+                                           call.max_output(self.settings.default_max_tokens))
+        hold = Hold(call.request_id, call.principal.user_id, call.principal.key_id,
+                    call.target.public_id, amount)
+        with self.db.session_scope() as conn:
+            billing.reserve(conn, hold, utcnow())
+        return hold
+
+    def complete(self, call: Call, hold: Hold) -> bytes:
+        """Relay a whole answer; the usage row is written whatever happens."""
+        status, outcome, usage = 500, "gateway_error", None
+        try:
+            adapter = call.target.adapter
+            resp = self.upstream.send(adapter.build_request(
+                call.body, call.target.model.upstream_id, stream=False))
+            try:
+                raw = resp.read(self.settings.max_upstream_body_bytes)
+            finally:
+                resp.close()
+            if resp.status >= 400:
+                raise adapter.parse_error(resp.status, raw, resp.headers)
+            completion = adapter.parse_response(raw, call.target.public_id)
+            usage = completion.usage or Usage(
+                prompt_tokens=pricing.estimate_tokens(call.raw_size),
+                completion_tokens=pricing.estimate_tokens(len(raw)), estimated=True)
+            status, outcome = 200, "ok"
+            return completion.body
+        except GatewayError as exc:
+            status, outcome = exc.status, _outcome(exc)
+            raise
+        finally:
+            self.settle(call, hold, usage, status, outcome, None)
+
+    def open_stream(self, call: Call, hold: Hold) -> StreamRelay:
+        """Open the upstream stream; errors before its first byte raise here, with their status."""
+        adapter = call.target.adapter
+        try:
+            resp = self.upstream.send(adapter.build_request(
+                call.body, call.target.model.upstream_id, stream=True))
+            if resp.status >= 400:
+                try:
+                    raw = resp.read(self.settings.max_upstream_body_bytes)
+                finally:
+                    resp.close()
+                raise adapter.parse_error(resp.status, raw, resp.headers)
+        except GatewayError as exc:
+            self.settle(call, hold, None, exc.status, _outcome(exc), None)
+            raise
+        except BaseException:
+            self.settle(call, hold, None, 500, "gateway_error", None)
+            raise
+        translator = adapter.translator(call.target.public_id, call.target.model.upstream_id,
+                                        call.client_usage)
+        return StreamRelay(self, call, hold, resp, translator)
+
+    def settle(self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str,
+               first_byte: float | None) -> None:
+        """Write the one usage row and move the money; retried, because the money is real."""
+        usage = usage or Usage()
+        now = time.monotonic()
+        record = UsageRecord(
+            status=status, outcome=outcome, stream=call.stream,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
+            cost_micros=pricing.cost_micros(call.target.model, usage),
+            latency_ms=int((now - call.started) * 1000),
+            ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
+            estimated=usage.estimated)
+        for attempt in range(3):
+            try:
+                with self.db.session_scope() as conn:
+                    if not billing.settle(conn, hold, record, utcnow()):
+                        log.warning("request %s was already settled or swept", call.request_id)
+                return
+            except Exception:
+                # The hold stays until the sweep if every try fails; say so loudly.
+                log.exception("settling request %s failed (try %d of 3)", call.request_id,
+                              attempt + 1)
+                time.sleep(0.05 * (attempt + 1))
+
+
+class StreamRelay:
+    """The streamed body: relays each upstream event the moment it is complete, settles once.
+
+    The WSGI server calls close() when the client goes away or the body is done; close() shuts the
+    upstream connection, so the provider stops generating, and bills what was relayed.
+    """
+
+    def __init__(self, relay: Relay, call: Call, hold: Hold, resp: UpstreamResponse,
+                 translator: StreamTranslator) -> None:
+        self.relay = relay
+        self.call = call
+        self.hold = hold
+        self.resp = resp
+        self.translator = translator
+        self.outcome = "client_disconnected"
+        self.first_byte: float | None = None
+        self._gen: Iterator[bytes] | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._gen = self._relay()
+        return self._gen
+
+    def _relay(self) -> Iterator[bytes]:
+        decoder, translator = Decoder(), self.translator
+        try:
+            for data in self.resp.chunks():
+                for event in decoder.feed(data):
+                    out = translator.feed(event)
+                    if out:
+                        self.first_byte = self.first_byte or time.monotonic()
+                        yield b"".join(out)
+            tail = [b for event in decoder.flush() for b in translator.feed(event)]
+            yield b"".join(tail + translator.finish())
+            self.outcome = "ok"
+        except GatewayError as exc:
+            # Past the first byte the status is fixed: one in-band error event, then the end.
+            self.outcome = _outcome(exc)
+            error = {"error": exc.to_error(), "request_id": self.call.request_id}
+            yield encode_data(json.dumps(error).encode())
+        finally:
+            self._finish()
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()  # runs the generator's finally if it had started
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.resp.close()
+        usage = self.translator.usage or Usage(
+            prompt_tokens=pricing.estimate_tokens(self.call.raw_size),
+            completion_tokens=pricing.estimate_tokens(self.translator.relayed_bytes),
+            estimated=True)
+        self.relay.settle(self.call, self.hold, usage, 200, self.outcome, self.first_byte)
