@@ -31,8 +31,7 @@ def _echo_request_id(resp: Response) -> Response:
     return resp
 
 
-def create_app(test_config: dict[str, Any] | None = None,
-               settings: Settings | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     """Build the app from the settings (or test_config laid over them)."""
     settings = settings or load_settings(test_config)
     app = Flask(__name__)
@@ -43,8 +42,12 @@ def create_app(test_config: dict[str, Any] | None = None,
     for model in catalog.unpriced():
         log.warning("model %s has no price: it is served at zero cost", model)
     app.extensions["gateway"] = Services(
-        settings=settings, db=db, catalog=catalog, relay=Relay(settings, db, Upstream()),
-        key_cache=KeyCache(settings.key_cache_ttl))
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        relay=Relay(settings, db, Upstream()),
+        key_cache=KeyCache(settings.key_cache_ttl),
+    )
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     for bp in (errors.bp, health.bp, routing.bp):

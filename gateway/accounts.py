@@ -47,18 +47,33 @@ class Principal:
 def find_principal(conn: Connection, key_hash: str) -> Principal | None:
     """Return the principal for a usable key hash, or None (unknown, revoked or disabled)."""
     row = conn.execute(
-        select(api_keys.c.id, api_keys.c.prefix, api_keys.c.key_hash, api_keys.c.allowed_models,
-               api_keys.c.expires_at, users.c.id.label("user_id"), users.c.email, users.c.is_admin)
+        select(
+            api_keys.c.id,
+            api_keys.c.prefix,
+            api_keys.c.key_hash,
+            api_keys.c.allowed_models,
+            api_keys.c.expires_at,
+            users.c.id.label("user_id"),
+            users.c.email,
+            users.c.is_admin,
+        )
         .join(users, users.c.id == api_keys.c.user_id)
-        .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None),
-               api_keys.c.disabled.is_(False))
+        .where(
+            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None), api_keys.c.disabled.is_(False)
+        )
     ).first()
     if row is None:
         return None
     allowed = frozenset(m for m in (row.allowed_models or "").split(",") if m) or None
-    return Principal(key_id=row.id, key_prefix=row.prefix, user_id=row.user_id,
-                     user_email=row.email, is_admin=row.is_admin, allowed_models=allowed,
-                     expires_at=as_utc(row.expires_at))
+    return Principal(
+        key_id=row.id,
+        key_prefix=row.prefix,
+        user_id=row.user_id,
+        user_email=row.email,
+        is_admin=row.is_admin,
+        allowed_models=allowed,
+        expires_at=as_utc(row.expires_at),
+    )
 
 
 class KeyCache:
@@ -95,12 +110,24 @@ def find_user(conn: Connection, email: str) -> Any:
     return conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
 
 
-def create_user(conn: Connection, email: str, *, password_hash: str | None = None,
-                is_admin: bool = False, unlimited: bool = False) -> int:
+def create_user(
+    conn: Connection,
+    email: str,
+    *,
+    password_hash: str | None = None,
+    is_admin: bool = False,
+    unlimited: bool = False,
+) -> int:
     """Insert a user and return its id."""
     return conn.execute(
-        insert(users).values(email=email.strip().lower(), password_hash=password_hash,
-                             is_admin=is_admin, unlimited=unlimited, created_at=utcnow())
+        insert(users)
+        .values(
+            email=email.strip().lower(),
+            password_hash=password_hash,
+            is_admin=is_admin,
+            unlimited=unlimited,
+            created_at=utcnow(),
+        )
         .returning(users.c.id)
     ).scalar_one()
 
@@ -113,28 +140,55 @@ def local_user_id(conn: Connection) -> int:
     return create_user(conn, LOCAL_USER, is_admin=True, unlimited=True)
 
 
-def create_key(conn: Connection, user_id: int, *, name: str = "", limit_micros: int | None = None,
-               expires_at: datetime | None = None,
-               allowed_models: list[str] | None = None) -> tuple[int, keys.MintedKey]:
+def create_key(
+    conn: Connection,
+    user_id: int,
+    *,
+    name: str = "",
+    limit_micros: int | None = None,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+) -> tuple[int, keys.MintedKey]:
     """Mint a key for a user; the secret in the result is the only copy there will ever be."""
     minted = keys.mint()
     key_id = conn.execute(
-        insert(api_keys).values(
-            user_id=user_id, name=name, key_hash=minted.hash, prefix=minted.prefix,
-            limit_micros=limit_micros, expires_at=expires_at, created_at=utcnow(),
+        insert(api_keys)
+        .values(
+            user_id=user_id,
+            name=name,
+            key_hash=minted.hash,
+            prefix=minted.prefix,
+            limit_micros=limit_micros,
+            expires_at=expires_at,
+            created_at=utcnow(),
             allowed_models=",".join(allowed_models) if allowed_models else None,
-        ).returning(api_keys.c.id)
+        )
+        .returning(api_keys.c.id)
     ).scalar_one()
     return key_id, minted
 
 
 def list_keys(conn: Connection, user_id: int | None = None) -> list[Any]:
     """Return key rows (never a secret: only the hash and prefix are stored)."""
-    query = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at,
-                    api_keys.c.last_used_at, api_keys.c.revoked_at, api_keys.c.disabled,
-                    api_keys.c.expires_at, api_keys.c.limit_micros, api_keys.c.spent_micros,
-                    api_keys.c.held_micros, api_keys.c.allowed_models, users.c.email)
-             .join(users, users.c.id == api_keys.c.user_id).order_by(api_keys.c.id))
+    query = (
+        select(
+            api_keys.c.id,
+            api_keys.c.name,
+            api_keys.c.prefix,
+            api_keys.c.created_at,
+            api_keys.c.last_used_at,
+            api_keys.c.revoked_at,
+            api_keys.c.disabled,
+            api_keys.c.expires_at,
+            api_keys.c.limit_micros,
+            api_keys.c.spent_micros,
+            api_keys.c.held_micros,
+            api_keys.c.allowed_models,
+            users.c.email,
+        )
+        .join(users, users.c.id == api_keys.c.user_id)
+        .order_by(api_keys.c.id)
+    )
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     return list(conn.execute(query))
@@ -142,10 +196,10 @@ def list_keys(conn: Connection, user_id: int | None = None) -> list[Any]:
 
 def revoke_key(conn: Connection, id_or_prefix: str, user_id: int | None = None) -> int:
     """Revoke keys by id or display prefix; return how many were revoked."""
-    match = (api_keys.c.id == int(id_or_prefix) if id_or_prefix.isdigit()
-             else api_keys.c.prefix == id_or_prefix)
+    match = (
+        api_keys.c.id == int(id_or_prefix) if id_or_prefix.isdigit() else api_keys.c.prefix == id_or_prefix
+    )
     query = update(api_keys).where(match, api_keys.c.revoked_at.is_(None))
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     return conn.execute(query.values(revoked_at=utcnow())).rowcount
-

@@ -60,30 +60,43 @@ def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
     amount = hold.amount_micros
     done = conn.execute(
         update(users)
-        .where(users.c.id == hold.user_id,
-               or_(users.c.unlimited.is_(True),
-                   users.c.balance_micros - users.c.held_micros >= amount))
+        .where(
+            users.c.id == hold.user_id,
+            or_(users.c.unlimited.is_(True), users.c.balance_micros - users.c.held_micros >= amount),
+        )
         .values(held_micros=users.c.held_micros + amount)
     ).rowcount
     if done != 1:
         raise InsufficientQuotaError(
-            "Your balance is too low for this request; add credit or lower max_tokens.")
+            "Your balance is too low for this request; add credit or lower max_tokens."
+        )
     done = conn.execute(
         update(api_keys)
-        .where(api_keys.c.id == hold.key_id,
-               or_(api_keys.c.limit_micros.is_(None),
-                   api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros
-                   >= amount))
+        .where(
+            api_keys.c.id == hold.key_id,
+            or_(
+                api_keys.c.limit_micros.is_(None),
+                api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros >= amount,
+            ),
+        )
         .values(held_micros=api_keys.c.held_micros + amount)
     ).rowcount
     if done != 1:
         raise InsufficientQuotaError(
-            "This API key has reached its spend limit; raise the limit or use another key.")
+            "This API key has reached its spend limit; raise the limit or use another key."
+        )
     try:
         with conn.begin_nested():
-            conn.execute(insert(holds).values(
-                request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id,
-                model=hold.model, amount_micros=amount, created_at=now))
+            conn.execute(
+                insert(holds).values(
+                    request_id=hold.request_id,
+                    user_id=hold.user_id,
+                    key_id=hold.key_id,
+                    model=hold.model,
+                    amount_micros=amount,
+                    created_at=now,
+                )
+            )
     except IntegrityError:
         raise DuplicateRequestError() from None
 
@@ -97,24 +110,38 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     if released != 1:
         return False
     _charge(conn, hold, record.cost_micros, now)
-    conn.execute(insert(usage_records).values(
-        request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id,
-        model=hold.model, created_at=now, **record.__dict__))
+    conn.execute(
+        insert(usage_records).values(
+            request_id=hold.request_id,
+            user_id=hold.user_id,
+            key_id=hold.key_id,
+            model=hold.model,
+            created_at=now,
+            **record.__dict__,
+        )
+    )
     return True
 
 
 def _charge(conn: Connection, hold: Hold, cost: int, now: datetime) -> None:
     # Unlimited users are not debited; their spend still shows on the key and in usage.
     conn.execute(
-        update(users).where(users.c.id == hold.user_id).values(
-            balance_micros=users.c.balance_micros - case((users.c.unlimited.is_(True), 0),
-                                                         else_=cost),
-            held_micros=users.c.held_micros - hold.amount_micros))
+        update(users)
+        .where(users.c.id == hold.user_id)
+        .values(
+            balance_micros=users.c.balance_micros - case((users.c.unlimited.is_(True), 0), else_=cost),
+            held_micros=users.c.held_micros - hold.amount_micros,
+        )
+    )
     conn.execute(
-        update(api_keys).where(api_keys.c.id == hold.key_id).values(
+        update(api_keys)
+        .where(api_keys.c.id == hold.key_id)
+        .values(
             spent_micros=api_keys.c.spent_micros + cost,
             held_micros=api_keys.c.held_micros - hold.amount_micros,
-            last_used_at=now))
+            last_used_at=now,
+        )
+    )
 
 
 def sweep(conn: Connection, older_than: timedelta, now: datetime) -> int:

@@ -42,10 +42,12 @@ class Catalog:
             raise ModelNotFoundError(
                 f"The model `{shown}` does not exist or you do not have access to it. "
                 "Use provider:modelId, e.g. mock:echo; GET /api/v1/models lists them.",
-                param="model")
+                param="model",
+            )
         return target
 
     def unpriced(self) -> list[str]:
         """Return the models served at zero cost because the config gives them no price."""
-        return [t.public_id for t in self.targets.values()
-                if not t.model.priced and t.provider.type != "mock"]
+        return [
+            t.public_id for t in self.targets.values() if not t.model.priced and t.provider.type != "mock"
+        ]

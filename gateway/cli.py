@@ -70,8 +70,9 @@ def keys() -> None:
 @click.option("--limit", default=None, help="Spend limit of this key, in USD.")
 @click.option("--expires", default=None, help="Expiry date (ISO 8601, UTC).")
 @click.option("--models", default=None, help="Comma-separated provider:model ids it may use.")
-def keys_create(name: str, email: str | None, limit: str | None, expires: str | None,
-                models: str | None) -> None:
+def keys_create(
+    name: str, email: str | None, limit: str | None, expires: str | None, models: str | None
+) -> None:
     """Create a key and print it once, as the last line."""
     database = _db()
     with database.session_scope() as conn:
@@ -83,10 +84,13 @@ def keys_create(name: str, email: str | None, limit: str | None, expires: str | 
                 raise click.ClickException(f"no user {email}; create it with gateway users create")
             user_id = user.id
         key_id, minted = accounts.create_key(
-            conn, user_id, name=name,
+            conn,
+            user_id,
+            name=name,
             limit_micros=None if limit is None else _usd_to_micros(limit),
             expires_at=None if expires is None else _date(expires),
-            allowed_models=[m.strip() for m in models.split(",") if m.strip()] if models else None)
+            allowed_models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        )
     click.echo(f"created key {key_id} ({minted.prefix}…); it is shown once, store it now:", err=True)
     click.echo(minted.secret)
 

@@ -86,8 +86,13 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     where = f"providers.{provider}.models.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - {"upstream_id", "input_price", "output_price", "cached_input_price",
-                          "max_output_tokens"}
+    unknown = set(raw) - {
+        "upstream_id",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "max_output_tokens",
+    }
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     upstream_id = raw.get("upstream_id", name)
@@ -126,8 +131,9 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
     kind = raw.get("type", "openai")
     if kind not in PROVIDER_TYPES:
         raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
-    base_url = _expand(f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock"
-                                                          else ""), env).rstrip("/")
+    base_url = _expand(
+        f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock" else ""), env
+    ).rstrip("/")
     if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(f"{where}.base_url must be an http(s) URL, e.g. https://api.deepseek.com/v1")
     models = raw.get("models", {})
@@ -169,7 +175,7 @@ def normalise_database_url(url: str) -> str:
     """Point plain PostgreSQL URLs at psycopg2, the driver the design card names."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
+            return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
 
 
@@ -183,12 +189,17 @@ _ENV_FIELDS = {
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
 }
-_TOML_FIELDS = {"database_url", "max_body_bytes", "key_cache_ttl", "default_max_tokens",
-                "hold_timeout", "db_pool_size"}
+_TOML_FIELDS = {
+    "database_url",
+    "max_body_bytes",
+    "key_cache_ttl",
+    "default_max_tokens",
+    "hold_timeout",
+    "db_pool_size",
+}
 
 
-def load_settings(test_config: dict[str, Any] | None = None,
-                  env: dict[str, str] | None = None) -> Settings:
+def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Build the settings from defaults, the TOML file, the environment and test_config."""
     env = dict(os.environ) if env is None else env
     values: dict[str, Any] = {}

@@ -30,8 +30,12 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
-                               pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
@@ -68,5 +72,13 @@ class Database:
 
 def _is_unreachable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
-    return any(s in text for s in ("could not connect", "connection refused", "server closed",
-                                   "terminating connection", "unable to open database"))
+    return any(
+        s in text
+        for s in (
+            "could not connect",
+            "connection refused",
+            "server closed",
+            "terminating connection",
+            "unable to open database",
+        )
+    )

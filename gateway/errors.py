@@ -1,21 +1,21 @@
 """The GatewayError tree: each class fixes an HTTP status, an OpenAI error type and a stable code.
 
-    GatewayError (500 server_error)
-    ├── InvalidRequestError (400 invalid_request_error)
-    │   ├── UnsupportedMediaTypeError (415)
-    │   ├── RequestTooLargeError (413)
-    │   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
-    │   └── MethodNotAllowedError (405)
-    ├── AuthenticationError (401 invalid_api_key)
-    ├── PermissionDeniedError (403 permission_denied)
-    ├── InsufficientQuotaError (429 insufficient_quota, not retryable)
-    ├── ServiceUnavailableError (503)
-    └── UpstreamError (502 upstream_error)
-        ├── UpstreamStatusError (the upstream's own 4xx/5xx)
-        ├── UpstreamAuthError (502: the gateway's provider credentials failed)
-        ├── UpstreamConnectionError (502 upstream_connection_error)
-        ├── UpstreamTimeoutError (504 upstream_timeout)
-        └── UpstreamProtocolError (502 bad_upstream_response)
+GatewayError (500 server_error)
+├── InvalidRequestError (400 invalid_request_error)
+│   ├── UnsupportedMediaTypeError (415)
+│   ├── RequestTooLargeError (413)
+│   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
+│   └── MethodNotAllowedError (405)
+├── AuthenticationError (401 invalid_api_key)
+├── PermissionDeniedError (403 permission_denied)
+├── InsufficientQuotaError (429 insufficient_quota, not retryable)
+├── ServiceUnavailableError (503)
+└── UpstreamError (502 upstream_error)
+    ├── UpstreamStatusError (the upstream's own 4xx/5xx)
+    ├── UpstreamAuthError (502: the gateway's provider credentials failed)
+    ├── UpstreamConnectionError (502 upstream_connection_error)
+    ├── UpstreamTimeoutError (504 upstream_timeout)
+    └── UpstreamProtocolError (502 bad_upstream_response)
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ class GatewayError(Exception):
     code: str | None = "internal_error"
     default_message = "The gateway had an error while processing your request."
 
-    def __init__(self, message: str | None = None, *, param: str | None = None,
-                 code: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None, type: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        type: str | None = None,
+    ) -> None:
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.param = param

@@ -29,8 +29,9 @@ def _id() -> Column:
 
 
 def _created_at() -> Column:
-    return Column("created_at", DateTime(timezone=True), nullable=False,
-                  server_default=text("CURRENT_TIMESTAMP"))
+    return Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
 
 
 users = Table(

@@ -64,10 +64,14 @@ class Relay:
 
     def reserve(self, call: Call, prompt_bytes: int, images: int) -> Hold:
         """Hold the call's worst-case cost; raises insufficient_quota when it cannot be covered."""
-        amount = pricing.worst_case_micros(call.target.model, prompt_bytes + images * IMAGE_TOKENS,
-                                           call.max_output(self.settings.default_max_tokens))
-        hold = Hold(call.request_id, call.principal.user_id, call.principal.key_id,
-                    call.target.public_id, amount)
+        amount = pricing.worst_case_micros(
+            call.target.model,
+            prompt_bytes + images * IMAGE_TOKENS,
+            call.max_output(self.settings.default_max_tokens),
+        )
+        hold = Hold(
+            call.request_id, call.principal.user_id, call.principal.key_id, call.target.public_id, amount
+        )
         with self.db.session_scope() as conn:
             billing.reserve(conn, hold, utcnow())
         return hold
@@ -77,8 +81,9 @@ class Relay:
         status, outcome, usage = 500, "gateway_error", None
         try:
             adapter = call.target.adapter
-            resp = self.upstream.send(adapter.build_request(
-                call.body, call.target.model.upstream_id, stream=False))
+            resp = self.upstream.send(
+                adapter.build_request(call.body, call.target.model.upstream_id, stream=False)
+            )
             try:
                 raw = resp.read(self.settings.max_upstream_body_bytes)
             finally:
@@ -88,7 +93,9 @@ class Relay:
             completion = adapter.parse_response(raw, call.target.public_id)
             usage = completion.usage or Usage(
                 prompt_tokens=pricing.estimate_tokens(call.raw_size),
-                completion_tokens=pricing.estimate_tokens(len(raw)), estimated=True)
+                completion_tokens=pricing.estimate_tokens(len(raw)),
+                estimated=True,
+            )
             status, outcome = 200, "ok"
             return completion.body
         except GatewayError as exc:
@@ -101,8 +108,9 @@ class Relay:
         """Open the upstream stream; errors before its first byte raise here, with their status."""
         adapter = call.target.adapter
         try:
-            resp = self.upstream.send(adapter.build_request(
-                call.body, call.target.model.upstream_id, stream=True))
+            resp = self.upstream.send(
+                adapter.build_request(call.body, call.target.model.upstream_id, stream=True)
+            )
             if resp.status >= 400:
                 try:
                     raw = resp.read(self.settings.max_upstream_body_bytes)
@@ -115,23 +123,30 @@ class Relay:
         except BaseException:
             self.settle(call, hold, None, 500, "gateway_error", None)
             raise
-        translator = adapter.translator(call.target.public_id, call.target.model.upstream_id,
-                                        call.client_usage)
+        translator = adapter.translator(
+            call.target.public_id, call.target.model.upstream_id, call.client_usage
+        )
         return StreamRelay(self, call, hold, resp, translator)
 
-    def settle(self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str,
-               first_byte: float | None) -> None:
+    def settle(
+        self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
+    ) -> None:
         """Write the one usage row and move the money; retried, because the money is real."""
         usage = usage or Usage()
         now = time.monotonic()
         record = UsageRecord(
-            status=status, outcome=outcome, stream=call.stream,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
+            status=status,
+            outcome=outcome,
+            stream=call.stream,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
             cost_micros=pricing.cost_micros(call.target.model, usage),
             latency_ms=int((now - call.started) * 1000),
             ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
-            estimated=usage.estimated)
+            estimated=usage.estimated,
+        )
         for attempt in range(3):
             try:
                 with self.db.session_scope() as conn:
@@ -140,8 +155,7 @@ class Relay:
                 return
             except Exception:
                 # The hold stays until the sweep if every try fails; say so loudly.
-                log.exception("settling request %s failed (try %d of 3)", call.request_id,
-                              attempt + 1)
+                log.exception("settling request %s failed (try %d of 3)", call.request_id, attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
 
 
@@ -152,8 +166,9 @@ class StreamRelay:
     upstream connection, so the provider stops generating, and bills what was relayed.
     """
 
-    def __init__(self, relay: Relay, call: Call, hold: Hold, resp: UpstreamResponse,
-                 translator: StreamTranslator) -> None:
+    def __init__(
+        self, relay: Relay, call: Call, hold: Hold, resp: UpstreamResponse, translator: StreamTranslator
+    ) -> None:
         self.relay = relay
         self.call = call
         self.hold = hold
@@ -201,5 +216,6 @@ class StreamRelay:
         usage = self.translator.usage or Usage(
             prompt_tokens=pricing.estimate_tokens(self.call.raw_size),
             completion_tokens=pricing.estimate_tokens(self.translator.relayed_bytes),
-            estimated=True)
+            estimated=True,
+        )
         self.relay.settle(self.call, self.hold, usage, 200, self.outcome, self.first_byte)

@@ -35,8 +35,14 @@ _TRANSPORT = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 class UpstreamResponse:
     """An upstream answer whose body is read on demand; close() drops the connection if unread."""
 
-    def __init__(self, provider: str, status: int, headers: dict[str, str],
-                 read: Callable[[], bytes], close: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        provider: str,
+        status: int,
+        headers: dict[str, str],
+        read: Callable[[], bytes],
+        close: Callable[[bool], None],
+    ) -> None:
         self.provider = provider
         self.status = status
         self.headers = headers
@@ -63,7 +69,8 @@ class UpstreamResponse:
             size += len(data)
             if size > limit:
                 raise UpstreamProtocolError(
-                    f"Provider '{self.provider}' sent a response larger than the gateway accepts.")
+                    f"Provider '{self.provider}' sent a response larger than the gateway accepts."
+                )
             parts.append(data)
         return b"".join(parts)
 
@@ -90,9 +97,13 @@ class Upstream:
         if req.url.startswith("mock://"):
             return _mock_response(req)
         try:
-            resp = self._session().post(req.url, data=req.body, headers=dict(req.headers),
-                                        stream=True,
-                                        timeout=(req.connect_timeout, req.read_timeout))
+            resp = self._session().post(
+                req.url,
+                data=req.body,
+                headers=dict(req.headers),
+                stream=True,
+                timeout=(req.connect_timeout, req.read_timeout),
+            )
         except _TRANSPORT as exc:
             raise _translate(exc, req.provider) from exc
         raw = resp.raw
@@ -103,13 +114,18 @@ class Upstream:
             else:
                 resp.close()
 
-        return UpstreamResponse(req.provider, resp.status_code,
-                                {k.lower(): v for k, v in resp.headers.items()},
-                                lambda: raw.read1(READ_SIZE), close)
+        return UpstreamResponse(
+            req.provider,
+            resp.status_code,
+            {k.lower(): v for k, v in resp.headers.items()},
+            lambda: raw.read1(READ_SIZE),
+            close,
+        )
 
 
 def _mock_response(req: UpstreamRequest) -> UpstreamResponse:
     reply = mock.respond(req)
     chunks = reply.chunks
-    return UpstreamResponse(req.provider, reply.status, reply.headers,
-                            lambda: next(chunks, b""), lambda eof: None)
+    return UpstreamResponse(
+        req.provider, reply.status, reply.headers, lambda: next(chunks, b""), lambda eof: None
+    )

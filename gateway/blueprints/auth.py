@@ -16,11 +16,11 @@ def authenticate() -> Principal:
     scheme, _, secret = header.strip().partition(" ")
     secret = secret.strip()
     if not header:
-        raise AuthenticationError(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.")
+        raise AuthenticationError("You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.")
     if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
-        raise AuthenticationError("Incorrect API key provided. Send 'Authorization: Bearer sk-…' "
-                                  "with a key from the console.")
+        raise AuthenticationError(
+            "Incorrect API key provided. Send 'Authorization: Bearer sk-…' with a key from the console."
+        )
     svc = services()
     key_hash = keys.hash_key(secret)
 

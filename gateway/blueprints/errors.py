@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 
 from flask import Blueprint, Response, g
 from werkzeug.exceptions import HTTPException
@@ -25,8 +24,7 @@ _BY_STATUS = {404: NotFoundError, 405: MethodNotAllowedError, 413: RequestTooLar
 
 def render(error: GatewayError) -> Response:
     request_id = getattr(g, "request_id", "")
-    resp = Response(json.dumps(error.to_body(request_id)), status=error.status,
-                    mimetype="application/json")
+    resp = Response(json.dumps(error.to_body(request_id)), status=error.status, mimetype="application/json")
     for name, value in error.headers.items():
         resp.headers[name] = value
     return resp
@@ -35,8 +33,13 @@ def render(error: GatewayError) -> Response:
 @bp.app_errorhandler(GatewayError)
 def handle_gateway_error(error: GatewayError) -> Response:
     if error.status >= 500:
-        log.warning("request %s failed: %s %s: %s", getattr(g, "request_id", ""), error.status,
-                    error.code, error.message)
+        log.warning(
+            "request %s failed: %s %s: %s",
+            getattr(g, "request_id", ""),
+            error.status,
+            error.code,
+            error.message,
+        )
     return render(error)
 
 
@@ -46,8 +49,11 @@ def handle_http_exception(error: HTTPException) -> Response:
     kind = _BY_STATUS.get(status)
     if kind is not None:
         return render(kind())
-    return render(InvalidRequestError(error.description or error.name, status=status,
-                                      code=error.name.lower().replace(" ", "_")))
+    return render(
+        InvalidRequestError(
+            error.description or error.name, status=status, code=error.name.lower().replace(" ", "_")
+        )
+    )
 
 
 @bp.app_errorhandler(Exception)

@@ -59,8 +59,7 @@ class Adapter:
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
 
-    def build_request(self, body: dict[str, Any], upstream_model: str,
-                      stream: bool) -> UpstreamRequest:
+    def build_request(self, body: dict[str, Any], upstream_model: str, stream: bool) -> UpstreamRequest:
         raise NotImplementedError
 
     def parse_response(self, raw: bytes, public_model: str) -> Completion:
@@ -69,8 +68,7 @@ class Adapter:
     def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
         raise NotImplementedError
 
-    def translator(self, public_model: str, upstream_model: str,
-                   client_usage: bool) -> StreamTranslator:
+    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
         raise NotImplementedError
 
     def redact(self, text: str) -> str:

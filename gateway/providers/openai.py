@@ -42,10 +42,15 @@ def usage_from(raw: Any) -> Usage | None:
         or _count(raw.get("cached_tokens"))
         or 0
     )
-    reasoning = (_count(completion_details.get("reasoning_tokens"))
-                 if isinstance(completion_details, dict) else None)
-    return Usage(prompt_tokens=prompt or 0, completion_tokens=completion or 0,
-                 cached_tokens=cached, reasoning_tokens=reasoning or 0)
+    reasoning = (
+        _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
+    )
+    return Usage(
+        prompt_tokens=prompt or 0,
+        completion_tokens=completion or 0,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning or 0,
+    )
 
 
 def chunk_usage(chunk: dict[str, Any]) -> Usage | None:
@@ -84,22 +89,28 @@ class OpenAIAdapter(Adapter):
 
     path = "/chat/completions"
 
-    def build_request(self, body: dict[str, Any], upstream_model: str,
-                      stream: bool) -> UpstreamRequest:
+    def build_request(self, body: dict[str, Any], upstream_model: str, stream: bool) -> UpstreamRequest:
         body = dict(body, model=upstream_model)
         if stream:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
         else:
             # OpenAI and Azure reject stream_options unless streaming (protocol.md §0 #2).
             body.pop("stream_options", None)
-        headers = [("Content-Type", "application/json"),
-                   ("Accept", "text/event-stream" if stream else "application/json")]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Accept", "text/event-stream" if stream else "application/json"),
+        ]
         if self.provider.api_key:
             headers.append(("Authorization", f"Bearer {self.provider.api_key}"))
         return UpstreamRequest(
-            provider=self.provider.name, url=self.provider.base_url + self.path,
-            headers=tuple(headers), body=dumps(body), stream=stream,
-            connect_timeout=self.provider.connect_timeout, read_timeout=self.provider.read_timeout)
+            provider=self.provider.name,
+            url=self.provider.base_url + self.path,
+            headers=tuple(headers),
+            body=dumps(body),
+            stream=stream,
+            connect_timeout=self.provider.connect_timeout,
+            read_timeout=self.provider.read_timeout,
+        )
 
     def parse_response(self, raw: bytes, public_model: str) -> Completion:
         try:
@@ -107,10 +118,12 @@ class OpenAIAdapter(Adapter):
             data = json.loads(raw.lstrip())
         except ValueError:
             raise UpstreamProtocolError(
-                f"Provider '{self.provider.name}' sent a response that is not JSON.") from None
+                f"Provider '{self.provider.name}' sent a response that is not JSON."
+            ) from None
         if not isinstance(data, dict):
             raise UpstreamProtocolError(
-                f"Provider '{self.provider.name}' sent a response that is not a JSON object.")
+                f"Provider '{self.provider.name}' sent a response that is not a JSON object."
+            )
         if data.get("error") and "choices" not in data:
             raise self.error_from(data, 502)
         data["model"] = public_model
@@ -136,10 +149,14 @@ class OpenAIAdapter(Adapter):
             # The client's key was fine; the gateway's provider key or account was not.
             return UpstreamAuthError(
                 f"Provider '{name}' refused the gateway's credentials or account "
-                f"(HTTP {status}); the gateway operator must check this provider's key and balance.")
+                f"(HTTP {status}); the gateway operator must check this provider's key and balance."
+            )
         message, kind, code, param = error_fields(data)
-        message = self.redact(message)[:MAX_MESSAGE] if message else (
-            f"Provider '{name}' answered with HTTP {status}.")
+        message = (
+            self.redact(message)[:MAX_MESSAGE]
+            if message
+            else (f"Provider '{name}' answered with HTTP {status}.")
+        )
         if not 400 <= status <= 599:
             status = 502
         if kind is None:
@@ -148,8 +165,7 @@ class OpenAIAdapter(Adapter):
             code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
         return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
 
-    def translator(self, public_model: str, upstream_model: str,
-                   client_usage: bool) -> StreamTranslator:
+    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
         return OpenAIStreamTranslator(self, public_model, upstream_model, client_usage)
 
 
@@ -161,8 +177,9 @@ class OpenAIStreamTranslator(StreamTranslator):
     the chunk with finish_reason is held until the usage chunk arrives, then sent with usage merged.
     """
 
-    def __init__(self, adapter: OpenAIAdapter, public_model: str, upstream_model: str,
-                 client_usage: bool) -> None:
+    def __init__(
+        self, adapter: OpenAIAdapter, public_model: str, upstream_model: str, client_usage: bool
+    ) -> None:
         self.adapter = adapter
         self.public_model = public_model
         self.client_usage = client_usage
@@ -191,7 +208,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             ) from None
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError(
-                f"Provider '{self.adapter.provider.name}' sent a stream event that is not an object.")
+                f"Provider '{self.adapter.provider.name}' sent a stream event that is not an object."
+            )
         if chunk.get("error") or event.event == "error":
             raise self.adapter.error_from(chunk, 502)
         usage = chunk_usage(chunk)
@@ -221,8 +239,8 @@ class OpenAIStreamTranslator(StreamTranslator):
             return []
         if not self._finished:
             raise UpstreamProtocolError(
-                f"Provider '{self.adapter.provider.name}' ended the stream before the answer was "
-                "complete.")
+                f"Provider '{self.adapter.provider.name}' ended the stream before the answer was complete."
+            )
         # Anthropic- and Gemini-like upstreams just close; a finished answer is still whole.
         self._done = True
         return self._release() + [DONE]
@@ -232,9 +250,11 @@ class OpenAIStreamTranslator(StreamTranslator):
         if held is None:
             return []
         if usage is not None:
-            held["usage"] = {"prompt_tokens": usage.prompt_tokens,
-                             "completion_tokens": usage.completion_tokens,
-                             "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+            held["usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+            }
         held["model"] = self.public_model
         return [encode_data(dumps(held))]
 
