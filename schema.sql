@@ -1,0 +1,78 @@
+-- The gateway's schema for PostgreSQL (what an operator runs with psql -f schema.sql).
+-- gateway/models.py defines the same tables in code; tests/test_schema.py proves they agree.
+-- Money is integer micro-USD (1 USD = 1,000,000); timestamps are UTC.
+
+CREATE TABLE IF NOT EXISTS users (
+    id             BIGSERIAL PRIMARY KEY,
+    email          VARCHAR(320) NOT NULL UNIQUE,
+    password_hash  VARCHAR(255),
+    is_admin       BOOLEAN NOT NULL DEFAULT false,
+    unlimited      BOOLEAN NOT NULL DEFAULT false,
+    balance_micros BIGINT NOT NULL DEFAULT 0,
+    held_micros    BIGINT NOT NULL DEFAULT 0,   -- sum of open holds
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+-- Only the SHA-256 of a key and a short display prefix are stored, never the key.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id             BIGSERIAL PRIMARY KEY,
+    user_id        BIGINT NOT NULL REFERENCES users (id),
+    name           VARCHAR(200) NOT NULL DEFAULT '',
+    key_hash       VARCHAR(64) NOT NULL UNIQUE,
+    prefix         VARCHAR(16) NOT NULL,
+    allowed_models TEXT,                        -- comma-separated provider:model ids; NULL = all
+    limit_micros   BIGINT,                      -- NULL = no limit of the key's own
+    spent_micros   BIGINT NOT NULL DEFAULT 0,
+    held_micros    BIGINT NOT NULL DEFAULT 0,
+    disabled       BOOLEAN NOT NULL DEFAULT false,
+    expires_at     TIMESTAMP WITH TIME ZONE,
+    revoked_at     TIMESTAMP WITH TIME ZONE,
+    last_used_at   TIMESTAMP WITH TIME ZONE,
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_api_keys_user_id ON api_keys (user_id);
+
+-- Credits and debits made by admins, with their reason.
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    id             BIGSERIAL PRIMARY KEY,
+    user_id        BIGINT NOT NULL REFERENCES users (id),
+    amount_micros  BIGINT NOT NULL,
+    note           TEXT NOT NULL DEFAULT '',
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_ledger_entries_user_id ON ledger_entries (user_id);
+
+-- One row per request in flight: its worst-case cost, held on the user and the key.
+CREATE TABLE IF NOT EXISTS holds (
+    id             BIGSERIAL PRIMARY KEY,
+    request_id     VARCHAR(128) NOT NULL UNIQUE,
+    user_id        BIGINT NOT NULL REFERENCES users (id),
+    key_id         BIGINT NOT NULL REFERENCES api_keys (id),
+    model          VARCHAR(255) NOT NULL,
+    amount_micros  BIGINT NOT NULL,
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_holds_created_at ON holds (created_at);
+
+-- Exactly one row per billed request, written when its hold is settled.
+CREATE TABLE IF NOT EXISTS usage_records (
+    id                BIGSERIAL PRIMARY KEY,
+    request_id        VARCHAR(128) NOT NULL UNIQUE,
+    user_id           BIGINT NOT NULL REFERENCES users (id),
+    key_id            BIGINT NOT NULL REFERENCES api_keys (id),
+    model             VARCHAR(255) NOT NULL,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens     INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+    cost_micros       BIGINT NOT NULL DEFAULT 0,
+    status            INTEGER NOT NULL,          -- HTTP status the client got
+    stream            BOOLEAN NOT NULL DEFAULT false,
+    latency_ms        INTEGER NOT NULL DEFAULT 0,
+    ttfb_ms           INTEGER,
+    outcome           VARCHAR(32) NOT NULL,      -- ok, upstream_error, client_disconnected, timeout, abandoned
+    estimated         BOOLEAN NOT NULL DEFAULT false,
+    created_at        TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);
