@@ -11,7 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    String,
+    case,
+    delete,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import GatewayError, InsufficientQuotaError
@@ -85,20 +98,23 @@ def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
         raise InsufficientQuotaError(
             "This API key has reached its spend limit; raise the limit or use another key."
         )
+    # One statement refuses an id that is in flight (unique violation) or already settled (NOT EXISTS).
+    values = select(
+        literal(hold.request_id, String),
+        literal(hold.user_id, BigInteger),
+        literal(hold.key_id, BigInteger),
+        literal(hold.model, String),
+        literal(amount, BigInteger),
+        literal(now, DateTime(timezone=True)),
+    ).where(~exists().where(usage_records.c.request_id == hold.request_id))
+    columns = ["request_id", "user_id", "key_id", "model", "amount_micros", "created_at"]
     try:
         with conn.begin_nested():
-            conn.execute(
-                insert(holds).values(
-                    request_id=hold.request_id,
-                    user_id=hold.user_id,
-                    key_id=hold.key_id,
-                    model=hold.model,
-                    amount_micros=amount,
-                    created_at=now,
-                )
-            )
+            inserted = conn.execute(insert(holds).from_select(columns, values)).rowcount
     except IntegrityError:
-        raise DuplicateRequestError() from None
+        inserted = 0
+    if inserted != 1:
+        raise DuplicateRequestError()
 
 
 def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> bool:

@@ -1,0 +1,178 @@
+"""The money rules on SQLite and PostgreSQL: holds, settlement, sweep, insufficient_quota."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway import billing
+from gateway.billing import Hold, UsageRecord
+from gateway.errors import InsufficientQuotaError
+from gateway.models import api_keys, holds, usage_records, users
+from tests.conftest import chat, make_account, services
+
+PRICED = {
+    "priced": {
+        "type": "mock",
+        "models": {
+            "echo": {"input_price": 1.0, "output_price": 2.0, "cached_input_price": 0.5},
+        },
+    }
+}
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def balances(app, acct) -> tuple[int, int, int, int]:
+    """Return (user balance, user held, key spent, key held)."""
+    with services(app).db.session_scope() as conn:
+        user = conn.execute(select(users).where(users.c.id == acct.user_id)).one()
+        key = conn.execute(select(api_keys).where(api_keys.c.id == acct.key_id)).one()
+    return user.balance_micros, user.held_micros, key.spent_micros, key.held_micros
+
+
+def count(app, table) -> int:
+    with services(app).db.session_scope() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def hold_for(acct, request_id: str = "req-1", amount: int = 1000) -> Hold:
+    return Hold(request_id, acct.user_id, acct.key_id, "priced:echo", amount)
+
+
+def test_reserve_holds_amount_on_user_and_key(app):
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(acct), NOW)
+    assert balances(app, acct) == (5000, 1000, 0, 1000)
+    assert count(app, holds) == 1
+
+
+def test_reserve_refuses_more_than_available_and_changes_nothing(app):
+    acct = make_account(app, email="a@example.com", balance_micros=1500)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(acct, "r1"), NOW)
+    with pytest.raises(InsufficientQuotaError) as info:
+        with services(app).db.session_scope() as conn:
+            billing.reserve(conn, hold_for(acct, "r2"), NOW)
+    assert info.value.headers["x-should-retry"] == "false"
+    assert balances(app, acct) == (1500, 1000, 0, 1000)
+    assert count(app, holds) == 1
+
+
+def test_key_limit_refusal_rolls_back_the_user_hold(app):
+    acct = make_account(app, email="a@example.com", balance_micros=10_000, limit_micros=500)
+    with pytest.raises(InsufficientQuotaError, match="spend limit"):
+        with services(app).db.session_scope() as conn:
+            billing.reserve(conn, hold_for(acct), NOW)
+    assert balances(app, acct) == (10_000, 0, 0, 0)
+
+
+def test_settle_charges_real_cost_and_releases_hold(app):
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    hold = hold_for(acct)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold, NOW)
+    record = UsageRecord(status=200, outcome="ok", stream=False, prompt_tokens=10, cost_micros=321)
+    with services(app).db.session_scope() as conn:
+        assert billing.settle(conn, hold, record, NOW) is True
+    assert balances(app, acct) == (5000 - 321, 0, 321, 0)
+    assert count(app, holds) == 0
+    assert count(app, usage_records) == 1
+
+
+def test_settle_twice_writes_one_row_and_charges_once(app):
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    hold = hold_for(acct)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold, NOW)
+    record = UsageRecord(status=200, outcome="ok", stream=False, cost_micros=100)
+    for expected in (True, False):
+        with services(app).db.session_scope() as conn:
+            assert billing.settle(conn, hold, record, NOW) is expected
+    assert balances(app, acct) == (4900, 0, 100, 0)
+    assert count(app, usage_records) == 1
+
+
+def test_sweep_releases_stale_holds_only(app):
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(acct, "old"), NOW - timedelta(hours=2))
+        billing.reserve(conn, hold_for(acct, "new"), NOW)
+    with services(app).db.session_scope() as conn:
+        assert billing.sweep(conn, timedelta(hours=1), NOW) == 1
+    assert balances(app, acct) == (5000, 1000, 0, 1000)
+    with services(app).db.session_scope() as conn:
+        row = conn.execute(select(usage_records)).one()
+    assert (row.request_id, row.outcome, row.cost_micros, row.estimated) == ("old", "abandoned", 0, True)
+
+
+def test_unlimited_user_is_not_debited_but_key_spend_is_counted(app):
+    acct = make_account(app)  # the local unlimited user, balance 0
+    hold = hold_for(acct, amount=10**12)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold, NOW)
+        billing.settle(conn, hold, UsageRecord(status=200, outcome="ok", stream=False, cost_micros=7), NOW)
+    assert balances(app, acct) == (0, 0, 7, 0)
+
+
+def test_api_refuses_with_429_insufficient_quota_and_no_upstream_call(make_app):
+    app = make_app(providers=PRICED)
+    acct = make_account(app, email="poor@example.com", balance_micros=10)
+    resp = app.test_client().post("/api/v1/chat/completions", json=chat("priced:echo"), headers=acct.headers)
+    assert resp.status_code == 429
+    assert resp.headers["x-should-retry"] == "false"
+    body = resp.get_json()
+    assert body["error"]["type"] == "insufficient_quota" and body["error"]["code"] == "insufficient_quota"
+    assert count(app, usage_records) == 0 and count(app, holds) == 0
+    assert balances(app, acct) == (10, 0, 0, 0)
+
+
+def test_api_bills_from_upstream_usage(make_app):
+    app = make_app(providers=PRICED)
+    acct = make_account(app, email="rich@example.com", balance_micros=1_000_000)
+    resp = app.test_client().post(
+        "/api/v1/chat/completions", json=chat("priced:echo", "a b c", max_tokens=16), headers=acct.headers
+    )
+    usage = resp.get_json()["usage"]
+    cost = usage["prompt_tokens"] * 1 + usage["completion_tokens"] * 2  # micro-USD per token
+    assert balances(app, acct) == (1_000_000 - cost, 0, cost, 0)
+    with services(app).db.session_scope() as conn:
+        row = conn.execute(select(usage_records)).one()
+    assert (row.cost_micros, row.outcome, row.status, row.estimated) == (cost, "ok", 200, False)
+    assert row.request_id == resp.headers["X-Request-Id"]
+
+
+def test_streamed_call_is_billed_once_from_final_chunk(make_app):
+    app = make_app(providers=PRICED)
+    acct = make_account(app, email="rich@example.com", balance_micros=1_000_000)
+    resp = app.test_client().post(
+        "/api/v1/chat/completions", json=chat("priced:echo", "a b c d", stream=True), headers=acct.headers
+    )
+    resp.get_data()
+    with services(app).db.session_scope() as conn:
+        row = conn.execute(select(usage_records)).one()
+    assert row.completion_tokens == 4 and row.stream and not row.estimated
+    assert row.cost_micros == row.prompt_tokens * 1 + 4 * 2
+    assert balances(app, acct)[0] == 1_000_000 - row.cost_micros
+
+
+def test_reused_request_id_is_409_and_bills_nothing_twice(app, client, account):
+    headers = {**account.headers, "X-Request-Id": "same-id-123456"}
+    assert client.post("/api/v1/chat/completions", json=chat(), headers=headers).status_code == 200
+    resp = client.post("/api/v1/chat/completions", json=chat(), headers=headers)
+    assert resp.status_code == 409
+    assert resp.get_json()["error"]["code"] == "duplicate_request_id"
+    assert count(app, usage_records) == 1
+
+
+def test_reservation_covers_worst_case_from_max_tokens(make_app):
+    app = make_app(providers=PRICED)
+    body = chat("priced:echo", "hi", max_tokens=100)
+    size = len(__import__("json").dumps(body).encode())
+    # Worst case: every body byte a prompt token (1 µ$ each) plus 100 output tokens (2 µ$ each).
+    acct = make_account(app, email="edge@example.com", balance_micros=size + 200 - 1)
+    client = app.test_client()
+    resp = client.post("/api/v1/chat/completions", json=body, headers=acct.headers)
+    assert resp.status_code == 429
