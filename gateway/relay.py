@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from gateway import billing, pricing
@@ -61,6 +63,8 @@ class Relay:
         self.settings = settings
         self.db = db
         self.upstream = upstream
+        self._sweep_lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def reserve(self, call: Call, prompt_bytes: int, images: int) -> Hold:
         """Hold the call's worst-case cost; raises insufficient_quota when it cannot be covered."""
@@ -152,11 +156,28 @@ class Relay:
                 with self.db.session_scope() as conn:
                     if not billing.settle(conn, hold, record, utcnow()):
                         log.warning("request %s was already settled or swept", call.request_id)
-                return
+                break
             except Exception:
                 # The hold stays until the sweep if every try fails; say so loudly.
                 log.exception("settling request %s failed (try %d of 3)", call.request_id, attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
+        self.sweep_if_due()
+
+    def sweep_if_due(self) -> None:
+        """Release holds of dead workers, at most once a minute per process; no cron needed."""
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + min(60.0, self.settings.hold_timeout / 2)
+            with self.db.session_scope() as conn:
+                swept = billing.sweep(conn, timedelta(seconds=self.settings.hold_timeout), utcnow())
+            if swept:
+                log.warning("released %d hold(s) older than %ss", swept, self.settings.hold_timeout)
+        except Exception:
+            log.exception("sweeping stale holds failed")
+        finally:
+            self._sweep_lock.release()
 
 
 class StreamRelay:

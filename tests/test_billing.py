@@ -176,3 +176,17 @@ def test_reservation_covers_worst_case_from_max_tokens(make_app):
     client = app.test_client()
     resp = client.post("/api/v1/chat/completions", json=body, headers=acct.headers)
     assert resp.status_code == 429
+
+
+def test_gateway_sweeps_holds_of_dead_workers_by_itself(make_app):
+    app = make_app(hold_timeout=0.2)
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    with services(app).db.session_scope() as conn:  # a worker died holding this
+        billing.reserve(conn, hold_for(acct, "dead-worker"), datetime.now(UTC) - timedelta(seconds=1))
+    resp = app.test_client().post("/api/v1/chat/completions", json=chat(), headers=acct.headers)
+    assert resp.status_code == 200
+    assert count(app, holds) == 0
+    assert balances(app, acct)[1] == 0
+    with services(app).db.session_scope() as conn:
+        outcomes = dict(conn.execute(select(usage_records.c.request_id, usage_records.c.outcome)).all())
+    assert outcomes["dead-worker"] == "abandoned"
