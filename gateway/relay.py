@@ -23,6 +23,7 @@ from gateway.sse import Decoder, encode_data
 from gateway.upstream import Upstream, UpstreamResponse
 
 log = logging.getLogger("gateway.relay")
+access_log = logging.getLogger("gateway.access")
 
 IMAGE_TOKENS = 2000  # an image part can cost far more tokens than the bytes of its URL
 
@@ -161,6 +162,7 @@ class Relay:
                 # The hold stays until the sweep if every try fails; say so loudly.
                 log.exception("settling request %s failed (try %d of 3)", call.request_id, attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
+        _log_request(call, record)
         self.sweep_if_due()
 
     def sweep_if_due(self) -> None:
@@ -178,6 +180,28 @@ class Relay:
             log.exception("sweeping stale holds failed")
         finally:
             self._sweep_lock.release()
+
+
+def _log_request(call: Call, record: UsageRecord) -> None:
+    """Write the request's one log line: who, what, how it ended; never a key or prompt text."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "request_id": call.request_id,
+        "key_prefix": call.principal.key_prefix,
+        "user_id": call.principal.user_id,
+        "model": call.target.public_id,
+        "status": record.status,
+        "outcome": record.outcome,
+        "stream": record.stream,
+        "prompt_tokens": record.prompt_tokens,
+        "completion_tokens": record.completion_tokens,
+        "cost_micros": record.cost_micros,
+        "estimated": record.estimated,
+        "latency_ms": record.latency_ms,
+        "ttfb_ms": record.ttfb_ms,
+    }
+    access_log.info(json.dumps(line))
 
 
 class StreamRelay:

@@ -227,3 +227,17 @@ def test_every_answered_request_writes_one_usage_row(app, client, account):
         resp = client.post("/api/v1/chat/completions", json=chat(stream=stream), headers=account.headers)
         resp.get_data()
     assert usage_count(app) == 2
+
+
+def test_one_log_line_per_request_without_key_or_prompt(client, account, caplog):
+    caplog.set_level("INFO", logger="gateway.access")
+    resp = client.post(
+        "/api/v1/chat/completions", json=chat(content="secret prompt words"), headers=account.headers
+    )
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.access"]
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["request_id"] == resp.headers["X-Request-Id"]
+    assert entry["model"] == "mock:echo" and entry["status"] == 200 and entry["outcome"] == "ok"
+    assert entry["key_prefix"] == account.secret[:10]
+    assert account.secret not in lines[0] and "secret prompt" not in lines[0]
