@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -27,8 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from gateway.errors import GatewayError, InsufficientQuotaError
-from gateway.models import api_keys, holds, usage_records, users
+from gateway.errors import GatewayError, InsufficientQuotaError, InvalidRequestError, NotFoundError
+from gateway.models import api_keys, holds, ledger_entries, usage_records, users
 
 OUTCOMES = ("ok", "upstream_error", "client_disconnected", "timeout", "abandoned")
 
@@ -109,8 +110,8 @@ def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
     ).where(~exists().where(usage_records.c.request_id == hold.request_id))
     columns = ["request_id", "user_id", "key_id", "model", "amount_micros", "created_at"]
     try:
-        with conn.begin_nested():
-            inserted = conn.execute(insert(holds).from_select(columns, values)).rowcount
+        # No savepoint: raising rolls the caller's whole transaction back, user and key holds too.
+        inserted = conn.execute(insert(holds).from_select(columns, values)).rowcount
     except IntegrityError:
         inserted = 0
     if inserted != 1:
@@ -172,3 +173,53 @@ def sweep(conn: Connection, older_than: timedelta, now: datetime) -> int:
         if settle(conn, hold, record, now):
             count += 1
     return count
+
+
+MAX_AMOUNT_MICROS = 10**15  # a billion USD: far from BIGINT's bound even after many credits
+
+
+def micros_from_usd(value: Decimal | int | str) -> int:
+    """Convert an amount of USD to integer micro-USD, refusing fractions of a micro-unit.
+
+    :raises ValueError: not a finite number, more than six decimal places, or over a billion USD.
+    """
+    try:
+        micros = Decimal(value) * 1_000_000
+    except (ArithmeticError, TypeError, ValueError):
+        raise ValueError(f"{value!r} is not an amount of USD") from None
+    if not micros.is_finite():
+        raise ValueError(f"{value!r} is not an amount of USD")
+    if micros != micros.to_integral_value():
+        raise ValueError(f"{value!r} has more than six decimal places (a micro-USD is the smallest unit)")
+    if abs(micros) > MAX_AMOUNT_MICROS:
+        raise ValueError(f"{value!r} is more than a billion USD")
+    return int(micros)
+
+
+def credit(conn: Connection, user_id: int, amount_micros: int, note: str, now: datetime) -> int:
+    """Add credit to a user's balance (or remove it, when negative) with a ledger entry; return the balance.
+
+    A debit may not take away money that is not available: the balance minus what is held must
+    cover it, in the same conditional UPDATE that changes it, so a debit racing with requests
+    cannot push the balance below what they reserved.
+
+    :raises NotFoundError: there is no such user.
+    :raises InvalidRequestError: a debit larger than the available balance (code insufficient_balance).
+    """
+    query = update(users).where(users.c.id == user_id)
+    if amount_micros < 0:
+        query = query.where(users.c.balance_micros - users.c.held_micros + amount_micros >= 0)
+    balance = conn.execute(
+        query.values(balance_micros=users.c.balance_micros + amount_micros).returning(users.c.balance_micros)
+    ).scalar_one_or_none()
+    if balance is None:
+        if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
+            raise NotFoundError(f"There is no user with id {user_id}.", code="user_not_found")
+        raise InvalidRequestError(
+            "The debit is larger than the user's available balance (balance minus held amounts).",
+            code="insufficient_balance",
+        )
+    conn.execute(
+        insert(ledger_entries).values(user_id=user_id, amount_micros=amount_micros, note=note, created_at=now)
+    )
+    return balance

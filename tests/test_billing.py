@@ -190,3 +190,13 @@ def test_gateway_sweeps_holds_of_dead_workers_by_itself(make_app):
     with services(app).db.session_scope() as conn:
         outcomes = dict(conn.execute(select(usage_records.c.request_id, usage_records.c.outcome)).all())
     assert outcomes["dead-worker"] == "abandoned"
+
+
+def test_reserving_an_id_in_flight_is_refused_and_rolled_back(app):
+    acct = make_account(app, email="a@example.com", balance_micros=5000)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(acct, "twice"), NOW)
+    with pytest.raises(billing.DuplicateRequestError):
+        with services(app).db.session_scope() as conn:
+            billing.reserve(conn, hold_for(acct, "twice"), NOW)
+    assert balances(app, acct) == (5000, 1000, 0, 1000)
