@@ -200,3 +200,48 @@ def test_reserving_an_id_in_flight_is_refused_and_rolled_back(app):
         with services(app).db.session_scope() as conn:
             billing.reserve(conn, hold_for(acct, "twice"), NOW)
     assert balances(app, acct) == (5000, 1000, 0, 1000)
+
+
+def test_cached_prompt_tokens_are_billed_at_the_cached_price(make_app):
+    import responses
+
+    app = make_app(
+        providers={
+            "deepseek": {
+                "type": "openai",
+                "base_url": "http://deepseek.test/v1",
+                "api_key": "sk-upstream",
+                "models": {
+                    "deepseek-chat": {"input_price": 0.27, "output_price": 1.10, "cached_input_price": 0.07}
+                },
+            }
+        }
+    )
+    acct = make_account(app, email="cache@example.com", balance_micros=1_000_000)
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "deepseek-chat",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": 1000,
+            "completion_tokens": 300,
+            "total_tokens": 1300,
+            "prompt_cache_hit_tokens": 800,
+            "prompt_cache_miss_tokens": 200,
+        },
+    }
+    with responses.RequestsMock() as mock:
+        mock.post("http://deepseek.test/v1/chat/completions", json=answer)
+        resp = app.test_client().post(
+            "/api/v1/chat/completions",
+            json=chat("deepseek:deepseek-chat", max_tokens=300),
+            headers=acct.headers,
+        )
+    assert resp.status_code == 200
+    # 200 misses x 0.27 + 800 hits x 0.07 + 300 out x 1.10 = 54 + 56 + 330 micro-USD
+    with services(app).db.session_scope() as conn:
+        row = conn.execute(select(usage_records)).one()
+    assert (row.cost_micros, row.cached_tokens, row.prompt_tokens) == (440, 800, 1000)
+    assert balances(app, acct) == (1_000_000 - 440, 0, 440, 0)
