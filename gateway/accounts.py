@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,8 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gateway import keys
+from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
 from gateway.models import api_keys, users
 
 LOCAL_USER = "local@gateway"  # owns keys created without --user; unlimited
@@ -203,3 +206,189 @@ def revoke_key(conn: Connection, id_or_prefix: str, user_id: int | None = None) 
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     return conn.execute(query.values(revoked_at=utcnow())).rowcount
+
+
+class EmailTakenError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "email_taken"
+    default_message = "A user with this email already exists."
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_UNCHANGED: Any = object()  # update_key's default: leave the column as it is
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.is_admin,
+    users.c.unlimited,
+    users.c.balance_micros,
+    users.c.held_micros,
+    users.c.created_at,
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = as_utc(value)
+    return None if value is None else value.isoformat()
+
+
+def check_email(email: str) -> str:
+    """Return the email as stored (trimmed, lower case), or raise invalid_request_error naming it."""
+    normal = email.strip().lower()
+    if len(normal) > 320 or not _EMAIL.match(normal):
+        raise InvalidRequestError(f"{email[:100]!r} is not an email address.", param="email")
+    return normal
+
+
+def register_user(conn: Connection, email: str, *, is_admin: bool = False, unlimited: bool = False) -> int:
+    """Create a user with a checked email and return its id.
+
+    :raises EmailTakenError: the email is already in use (also when another admin wins a race).
+    """
+    email = check_email(email)
+    if find_user(conn, email) is not None:
+        raise EmailTakenError(f"A user with the email {email} already exists.", param="email")
+    try:
+        # A savepoint, because a failed INSERT aborts the whole transaction on PostgreSQL.
+        with conn.begin_nested():
+            return create_user(conn, email, is_admin=is_admin, unlimited=unlimited)
+    except IntegrityError:
+        raise EmailTakenError(f"A user with the email {email} already exists.", param="email") from None
+
+
+def _user_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "user",
+        "email": row.email,
+        "is_admin": row.is_admin,
+        "unlimited": row.unlimited,
+        "balance_micros": row.balance_micros,
+        "held_micros": row.held_micros,
+        "available_micros": row.balance_micros - row.held_micros,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def list_users(
+    conn: Connection, *, email: str | None = None, user_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Return users as JSON-ready dicts, oldest first; never a password hash."""
+    query = select(*_USER_COLUMNS).order_by(users.c.id)
+    if email is not None:
+        query = query.where(users.c.email == email.strip().lower())
+    if user_id is not None:
+        query = query.where(users.c.id == user_id)
+    return [_user_json(row) for row in conn.execute(query)]
+
+
+def get_user(conn: Connection, user_id: int) -> dict[str, Any]:
+    """Return one user as a JSON-ready dict, or raise not_found."""
+    found = list_users(conn, user_id=user_id)
+    if not found:
+        raise NotFoundError(f"There is no user with id {user_id}.", code="user_not_found")
+    return found[0]
+
+
+def _key_state(row: Any, now: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.disabled:
+        return "disabled"
+    expires_at = as_utc(row.expires_at)
+    return "expired" if expires_at is not None and expires_at <= now else "active"
+
+
+def _key_json(row: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "api_key",
+        "user_id": row.user_id,
+        "email": row.email,
+        "name": row.name,
+        "prefix": row.prefix,
+        "state": _key_state(row, now),
+        "allowed_models": [m for m in row.allowed_models.split(",") if m] if row.allowed_models else None,
+        "limit_micros": row.limit_micros,
+        "spent_micros": row.spent_micros,
+        "held_micros": row.held_micros,
+        "disabled": row.disabled,
+        "expires_at": _iso(row.expires_at),
+        "revoked_at": _iso(row.revoked_at),
+        "last_used_at": _iso(row.last_used_at),
+        "created_at": _iso(row.created_at),
+    }
+
+
+def list_key_details(
+    conn: Connection, *, user_id: int | None = None, key_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Return keys as JSON-ready dicts, oldest first; never a hash or a secret."""
+    query = (
+        select(
+            api_keys.c.id,
+            api_keys.c.user_id,
+            api_keys.c.name,
+            api_keys.c.prefix,
+            api_keys.c.allowed_models,
+            api_keys.c.limit_micros,
+            api_keys.c.spent_micros,
+            api_keys.c.held_micros,
+            api_keys.c.disabled,
+            api_keys.c.expires_at,
+            api_keys.c.revoked_at,
+            api_keys.c.last_used_at,
+            api_keys.c.created_at,
+            users.c.email,
+        )
+        .join(users, users.c.id == api_keys.c.user_id)
+        .order_by(api_keys.c.id)
+    )
+    if user_id is not None:
+        query = query.where(api_keys.c.user_id == user_id)
+    if key_id is not None:
+        query = query.where(api_keys.c.id == key_id)
+    now = utcnow()
+    return [_key_json(row, now) for row in conn.execute(query)]
+
+
+def get_key(conn: Connection, key_id: int) -> dict[str, Any]:
+    """Return one key as a JSON-ready dict, or raise not_found."""
+    found = list_key_details(conn, key_id=key_id)
+    if not found:
+        raise NotFoundError(f"There is no API key with id {key_id}.", code="key_not_found")
+    return found[0]
+
+
+def update_key(
+    conn: Connection,
+    key_id: int,
+    *,
+    name: str = _UNCHANGED,
+    limit_micros: int | None = _UNCHANGED,
+    disabled: bool = _UNCHANGED,
+    expires_at: datetime | None = _UNCHANGED,
+    allowed_models: list[str] | None = _UNCHANGED,
+) -> None:
+    """Change the given settings of a key (None clears a limit, an expiry or a model list).
+
+    :raises NotFoundError: there is no such key.
+    """
+    values: dict[str, Any] = {}
+    if name is not _UNCHANGED:
+        values["name"] = name
+    if limit_micros is not _UNCHANGED:
+        values["limit_micros"] = limit_micros
+    if disabled is not _UNCHANGED:
+        values["disabled"] = disabled
+    if expires_at is not _UNCHANGED:
+        values["expires_at"] = expires_at
+    if allowed_models is not _UNCHANGED:
+        values["allowed_models"] = ",".join(allowed_models) if allowed_models else None
+    if not values:
+        get_key(conn, key_id)
+        return
+    if conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values)).rowcount != 1:
+        raise NotFoundError(f"There is no API key with id {key_id}.", code="key_not_found")

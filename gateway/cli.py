@@ -1,34 +1,57 @@
-"""The `gateway` command: gateway NOUN VERB (db init, keys create/list/revoke)."""
+"""The `gateway` command: gateway NOUN VERB (db, users, credit, keys, usage, holds).
+
+Amounts are typed in USD and stored as integer micro-USD; --json output is for scripts and stays stable.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 import click
 
-from gateway import accounts
-from gateway.config import ConfigError, load_settings
+from gateway import accounts, billing, usage
+from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import Database
+from gateway.errors import GatewayError
 
 
-def _db() -> Database:
+def _settings() -> Settings:
     try:
-        settings = load_settings()
+        return load_settings()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    return Database(settings.database_url, pool_size=1)
 
 
-def _usd_to_micros(value: str) -> int:
-    from decimal import Decimal, InvalidOperation
-
+@contextmanager
+def _store(database: Database | None = None) -> Iterator[Any]:
+    """Run one transaction; the gateway's own errors become a one-line message and exit status 1."""
+    database = database or Database(_settings().database_url, pool_size=1)
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not an amount of USD") from None
-    if not amount.is_finite():
-        raise click.BadParameter(f"{value!r} is not an amount of USD")
-    return int((amount * 1_000_000).to_integral_value())
+        with database.session_scope() as conn:
+            yield conn
+    except GatewayError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        database.dispose()
+
+
+def _micros(value: str, *, negative: bool = True) -> int:
+    try:
+        micros = billing.micros_from_usd(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if micros < 0 and not negative:
+        raise click.BadParameter(f"{value!r} is negative")
+    return micros
+
+
+def _usd(micros: int | None) -> str:
+    return "-" if micros is None else f"{Decimal(micros) / 1_000_000:.6f}"
 
 
 def _date(value: str) -> datetime:
@@ -36,7 +59,18 @@ def _date(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date such as 2027-01-31") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _user(conn: Any, email: str) -> dict[str, Any]:
+    found = accounts.list_users(conn, email=email)
+    if not found:
+        raise click.ClickException(f"no user {email}; create it with gateway users create")
+    return found[0]
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 @click.group()
@@ -52,11 +86,79 @@ def db() -> None:
 @db.command("init")
 def db_init() -> None:
     """Create the tables that do not exist yet (safe to run again)."""
-    database = _db()
+    database = Database(_settings().database_url, pool_size=1)
     database.create_schema()
-    with database.session_scope() as conn:
+    with _store(database) as conn:
         accounts.local_user_id(conn)
     click.echo("database ready")
+
+
+@main.group()
+def users() -> None:
+    """Users: who owns keys and balances."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="May use the admin API with its keys.")
+@click.option("--unlimited", is_flag=True, help="Never runs out of balance (spend is still recorded).")
+def users_create(email: str, admin: bool, unlimited: bool) -> None:
+    """Create a user with a zero balance."""
+    with _store() as conn:
+        user_id = accounts.register_user(conn, email, is_admin=admin, unlimited=unlimited)
+    click.echo(f"created user {user_id} ({email.strip().lower()})")
+
+
+@users.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+def users_show(email: str, as_json: bool) -> None:
+    """Show a user's balance and flags."""
+    with _store() as conn:
+        user = _user(conn, email)
+    if as_json:
+        _echo_json(user)
+        return
+    flags = [name for name in ("is_admin", "unlimited") if user[name]]
+    click.echo(f"user {user['id']}: {user['email']} {' '.join(flags)}".rstrip())
+    click.echo(f"balance   {_usd(user['balance_micros'])} USD")
+    click.echo(f"held      {_usd(user['held_micros'])} USD")
+    click.echo(f"available {_usd(user['available_micros'])} USD")
+    click.echo(f"created   {user['created_at']}")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
+def users_list(as_json: bool) -> None:
+    """List users with their balances."""
+    with _store() as conn:
+        rows = accounts.list_users(conn)
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(f"{'ID':>5}  {'EMAIL':<32} {'BALANCE USD':>16} {'HELD USD':>14}  FLAGS")
+    for u in rows:
+        flags = " ".join(name for name in ("is_admin", "unlimited") if u[name])
+        click.echo(
+            f"{u['id']:>5}  {u['email']:<32} {_usd(u['balance_micros']):>16}"
+            f" {_usd(u['held_micros']):>14}  {flags}"
+        )
+
+
+# ignore_unknown_options lets a debit be typed as `gateway credit EMAIL -5` rather than `-- -5`.
+@main.command("credit", context_settings={"ignore_unknown_options": True})
+@click.argument("email")
+@click.argument("usd")
+@click.option("--note", default="", help="Why: kept with the ledger entry.")
+def credit(email: str, usd: str, note: str) -> None:
+    """Add USD to a user's balance, or take it away with a negative amount."""
+    amount = _micros(usd)
+    if amount == 0:
+        raise click.BadParameter("the amount must not be zero", param_hint="USD")
+    with _store() as conn:
+        user = _user(conn, email)
+        balance = billing.credit(conn, user["id"], amount, note, accounts.utcnow())
+    click.echo(f"credited {_usd(amount)} USD to {user['email']}; balance now {_usd(balance)} USD")
 
 
 @main.group()
@@ -74,21 +176,16 @@ def keys_create(
     name: str, email: str | None, limit: str | None, expires: str | None, models: str | None
 ) -> None:
     """Create a key and print it once, as the last line."""
-    database = _db()
-    with database.session_scope() as conn:
-        if email is None:
-            user_id = accounts.local_user_id(conn)
-        else:
-            user = accounts.find_user(conn, email)
-            if user is None:
-                raise click.ClickException(f"no user {email}; create it with gateway users create")
-            user_id = user.id
+    limit_micros = None if limit is None else _micros(limit, negative=False)
+    expires_at = None if expires is None else _date(expires)
+    with _store() as conn:
+        user_id = accounts.local_user_id(conn) if email is None else _user(conn, email)["id"]
         key_id, minted = accounts.create_key(
             conn,
             user_id,
             name=name,
-            limit_micros=None if limit is None else _usd_to_micros(limit),
-            expires_at=None if expires is None else _date(expires),
+            limit_micros=limit_micros,
+            expires_at=expires_at,
             allowed_models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
         )
     click.echo(f"created key {key_id} ({minted.prefix}…); it is shown once, store it now:", err=True)
@@ -96,22 +193,103 @@ def keys_create(
 
 
 @keys.command("list")
-def keys_list() -> None:
-    """List keys by id, prefix and state; never a full key."""
-    with _db().session_scope() as conn:
-        rows = accounts.list_keys(conn)
-    click.echo(f"{'ID':>5}  {'PREFIX':<12} {'STATE':<8} {'USER':<28} NAME")
-    for row in rows:
-        state = "revoked" if row.revoked_at else "disabled" if row.disabled else "active"
-        click.echo(f"{row.id:>5}  {row.prefix + '…':<12} {state:<8} {row.email:<28} {row.name}")
+@click.option("--user", "email", default=None, help="Only this user's keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
+def keys_list(email: str | None, as_json: bool) -> None:
+    """List keys by id, prefix, state and spend; never a full key."""
+    with _store() as conn:
+        user_id = None if email is None else _user(conn, email)["id"]
+        rows = accounts.list_key_details(conn, user_id=user_id)
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(
+        f"{'ID':>5}  {'PREFIX':<12} {'STATE':<8} {'USER':<28} {'SPENT USD':>14} {'LIMIT USD':>14}  NAME"
+    )
+    for k in rows:
+        click.echo(
+            f"{k['id']:>5}  {k['prefix'] + '…':<12} {k['state']:<8} {k['email']:<28}"
+            f" {_usd(k['spent_micros']):>14} {_usd(k['limit_micros']):>14}  {k['name']}"
+        )
 
 
 @keys.command("revoke")
 @click.argument("id_or_prefix")
 def keys_revoke(id_or_prefix: str) -> None:
     """Revoke a key by its id or display prefix."""
-    with _db().session_scope() as conn:
+    with _store() as conn:
         count = accounts.revoke_key(conn, id_or_prefix)
     if count == 0:
         raise click.ClickException(f"no active key matches {id_or_prefix!r}")
     click.echo(f"revoked {count} key(s); running gateways stop accepting it within seconds")
+
+
+@main.command("usage")
+@click.option("--user", "email", default=None, help="Only this user's requests.")
+@click.option("--since", default=None, help="From this date or time on (ISO 8601, UTC).")
+@click.option("--limit", default=usage.DEFAULT_LIMIT, type=click.IntRange(1, usage.MAX_LIMIT))
+@click.option("--by", "group_by", type=click.Choice(usage.GROUPS), help="Sums per user, key, model or day.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
+def usage_command(
+    email: str | None, since: str | None, limit: int, group_by: str | None, as_json: bool
+) -> None:
+    """Show recent requests, newest first, or their sums with --by."""
+    since_at = None if since is None else _date(since)
+    with _store() as conn:
+        user_id = None if email is None else _user(conn, email)["id"]
+        if group_by:
+            rows = usage.summarize(conn, group_by, user_id=user_id, since=since_at)
+        else:
+            rows = usage.list_usage(conn, user_id=user_id, since=since_at, limit=limit)
+    if as_json:
+        _echo_json(rows)
+    elif group_by:
+        _echo_sums(rows, group_by)
+    else:
+        _echo_rows(rows)
+
+
+def _echo_rows(rows: list[dict[str, Any]]) -> None:
+    click.echo(
+        f"{'CREATED (UTC)':<19}  {'USER':<24} {'MODEL':<24} {'PROMPT':>7} {'COMPL':>7}"
+        f" {'COST USD':>12} {'STATUS':>6}  OUTCOME"
+    )
+    for r in rows:
+        # S: streamed; ~: tokens estimated because the upstream never reported usage.
+        marks = ("S" if r["stream"] else "") + ("~" if r["estimated"] else "")
+        click.echo(
+            f"{r['created_at'][:19].replace('T', ' '):<19}  {r['email']:<24} {r['model']:<24}"
+            f" {r['prompt_tokens']:>7} {r['completion_tokens']:>7} {_usd(r['cost_micros']):>12}"
+            f" {r['status']:>6}  {r['outcome']} {marks}".rstrip()
+        )
+
+
+def _echo_sums(rows: list[dict[str, Any]], group_by: str) -> None:
+    label = {"user": "email", "key": "key_prefix", "model": "model", "day": "day"}[group_by]
+    click.echo(f"{group_by.upper():<32} {'REQUESTS':>9} {'PROMPT':>12} {'COMPLETION':>12} {'COST USD':>14}")
+    for r in rows:
+        click.echo(
+            f"{r[label]:<32} {r['requests']:>9} {r['prompt_tokens']:>12} {r['completion_tokens']:>12}"
+            f" {_usd(r['cost_micros']):>14}"
+        )
+
+
+@main.group()
+def holds() -> None:
+    """Amounts held for requests in flight."""
+
+
+@holds.command("sweep")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Release holds older than this many seconds (default: the hold_timeout setting).",
+)
+def holds_sweep(older_than: float | None) -> None:
+    """Release holds left by dead workers, recording each as an abandoned request."""
+    settings = _settings()
+    seconds = settings.hold_timeout if older_than is None else older_than
+    with _store(Database(settings.database_url, pool_size=1)) as conn:
+        count = billing.sweep(conn, timedelta(seconds=seconds), accounts.utcnow())
+    click.echo(f"released {count} hold(s) older than {seconds:g} s")
