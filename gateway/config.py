@@ -190,13 +190,37 @@ _ENV_FIELDS = {
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
 }
 _TOML_FIELDS = {
-    "database_url",
-    "max_body_bytes",
-    "key_cache_ttl",
-    "default_max_tokens",
-    "hold_timeout",
-    "db_pool_size",
+    "database_url": str,
+    "max_body_bytes": int,
+    "key_cache_ttl": float,
+    "default_max_tokens": int,
+    "hold_timeout": float,
+    "db_pool_size": int,
 }
+_TOML_TABLES = ("gateway", "providers")
+
+
+def _gateway_table(path: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Check the file's top-level tables and [gateway] values; return the [gateway] table."""
+    unknown = set(data) - set(_TOML_TABLES)
+    if unknown:
+        # A misspelt [provider.x] would otherwise vanish without a word.
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(sorted(unknown))}; use {', '.join(_TOML_TABLES)}"
+        )
+    gateway = data.get("gateway", {})
+    if not isinstance(gateway, dict):
+        raise ConfigError(f"{path}: gateway must be a [gateway] table")
+    unknown = set(gateway) - set(_TOML_FIELDS)
+    if unknown:
+        raise ConfigError(f"{path}: [gateway] has unknown key(s) {', '.join(sorted(unknown))}")
+    for name, value in gateway.items():
+        kind = _TOML_FIELDS[name]
+        allowed = (int, float) if kind is float else (kind,)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            what = {int: "an integer", float: "a number", str: "a string"}[kind]
+            raise ConfigError(f"{path}: [gateway] {name} must be {what}, got {value!r}")
+    return gateway
 
 
 def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -213,11 +237,7 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
             raise ConfigError(f"GATEWAY_CONFIG names {path}, which does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        gateway = data.get("gateway", {})
-        unknown = set(gateway) - _TOML_FIELDS
-        if unknown:
-            raise ConfigError(f"{path}: [gateway] has unknown key(s) {', '.join(sorted(unknown))}")
-        values.update(gateway)
+        values.update(_gateway_table(path, data))
     for var, (name, kind) in _ENV_FIELDS.items():
         if var in env and (var != "DATABASE_URL" or "GATEWAY_DATABASE_URL" not in env):
             try:

@@ -20,7 +20,15 @@ GatewayError (500 server_error)
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
+
+
+class _Default(Enum):
+    DEFAULT = "default"
+
+
+DEFAULT = _Default.DEFAULT  # "keep the class's code", as opposed to an explicit None
 
 
 class GatewayError(Exception):
@@ -36,7 +44,7 @@ class GatewayError(Exception):
         message: str | None = None,
         *,
         param: str | None = None,
-        code: str | None = None,
+        code: str | None | _Default = DEFAULT,
         status: int | None = None,
         headers: dict[str, str] | None = None,
         type: str | None = None,
@@ -44,8 +52,8 @@ class GatewayError(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.param = param
-        if code is not None:
-            self.code = code
+        if code is not DEFAULT:
+            self.code = code  # None is a real answer: the upstream gave no code
         if status is not None:
             self.status = status
         if type is not None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 KEY_PREFIX = "sk-"
 PREFIX_LENGTH = 10  # "sk-" and 7 characters: enough to tell keys apart on a screen
-_SHAPE = re.compile(r"^sk-[A-Za-z0-9_-]{40,200}$")
+_SHAPE = re.compile(r"sk-[A-Za-z0-9_-]{40,200}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def mint() -> MintedKey:
 
 def looks_like_key(secret: str) -> bool:
     """Tell whether a string has the shape of one of our keys, before any lookup."""
-    return bool(_SHAPE.match(secret))
+    return _SHAPE.fullmatch(secret) is not None  # match() would let "$" accept a trailing newline
 
 
 def matches(secret: str, stored_hash: str) -> bool:

@@ -33,5 +33,7 @@ def estimate_tokens(text_bytes: int) -> int:
 
 def worst_case_micros(model: ModelConfig, prompt_bytes: int, max_output: int) -> int:
     """Bound a request's cost from above: a token is never shorter than one byte of the body."""
-    usage = Usage(prompt_tokens=prompt_bytes, completion_tokens=max_output)
-    return cost_micros(model, usage)
+    # Any prompt token may come back as cached, so the bound takes the dearer of the two prices.
+    prompt_price = max(model.input_price, model.cached_input_price or 0)
+    total = _micros(prompt_bytes, prompt_price) + _micros(max_output, model.output_price)
+    return int(total.to_integral_value(rounding=ROUND_CEILING))

@@ -25,7 +25,7 @@ class Decoder:
     """Incremental SSE decoder: feed() bytes as they arrive, flush() at end of stream."""
 
     def __init__(self) -> None:
-        self._rest = b""
+        self._rest: list[bytes] = []  # pieces of the unfinished last line
         self._skip_lf = False
         self._data: list[bytes] = []
         self._event: str | None = None
@@ -34,14 +34,23 @@ class Decoder:
         """Return the events completed by this chunk."""
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
+            self._skip_lf = False
+        if not chunk:
+            return []  # an empty read must not forget a pending CR
         self._skip_lf = False
-        buf = self._rest + chunk if self._rest else chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # Still inside one (maybe many-MiB) line: keep the pieces and join them once, at its end,
+            # so a long line arriving in small reads costs linear, not quadratic, time.
+            self._rest.append(chunk)
+            return []
+        buf = b"".join((*self._rest, chunk)) if self._rest else chunk
         if b"\r" in buf:
             # A CR at the very end may be the first half of a CRLF: end the line now, drop the LF later.
             self._skip_lf = buf.endswith(b"\r")
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buf.split(b"\n")
-        self._rest = lines.pop()
+        rest = lines.pop()
+        self._rest = [rest] if rest else []
         events: list[Event] = []
         for line in lines:
             self._line(line, events)
@@ -51,8 +60,8 @@ class Decoder:
         """End the stream: an unterminated last line and event are dispatched, not lost."""
         events: list[Event] = []
         if self._rest:
-            self._line(self._rest, events)
-            self._rest = b""
+            self._line(b"".join(self._rest), events)
+            self._rest = []
         self._line(b"", events)
         return events
 

@@ -118,7 +118,8 @@ class Upstream:
             req.provider,
             resp.status_code,
             {k.lower(): v for k, v in resp.headers.items()},
-            lambda: raw.read1(READ_SIZE),
+            # requests asks for gzip and deflate but leaves raw bodies encoded; decode them here.
+            lambda: raw.read1(READ_SIZE, decode_content=True),
             close,
         )
 

@@ -116,7 +116,7 @@ class OpenAIAdapter(Adapter):
         try:
             # DeepSeek sends blank lines before the body while a request is queued.
             data = json.loads(raw.lstrip())
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UpstreamProtocolError(
                 f"Provider '{self.provider.name}' sent a response that is not JSON."
             ) from None
@@ -133,10 +133,10 @@ class OpenAIAdapter(Adapter):
     def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
         try:
             data = json.loads(raw.lstrip() or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None  # an HTML page from a proxy, say
         error = self.error_from(data, status)
-        if status == 429:
+        if status in (429, 503):
             for name in ("retry-after", "retry-after-ms"):
                 if name in headers:
                     error.headers[name] = headers[name]
@@ -145,13 +145,15 @@ class OpenAIAdapter(Adapter):
     def error_from(self, data: Any, status: int) -> UpstreamError:
         """Normalise an upstream error into ours; credential failures are the operator's."""
         name = self.provider.name
-        if status in (401, 402, 403):
+        message, kind, code, param = error_fields(data)
+        # OpenAI's 429 insufficient_quota is the gateway's provider account running dry, not the
+        # client's balance, which is what our own insufficient_quota means.
+        if status in (401, 402, 403) or "insufficient_quota" in (kind, code):
             # The client's key was fine; the gateway's provider key or account was not.
             return UpstreamAuthError(
                 f"Provider '{name}' refused the gateway's credentials or account "
                 f"(HTTP {status}); the gateway operator must check this provider's key and balance."
             )
-        message, kind, code, param = error_fields(data)
         message = (
             self.redact(message)[:MAX_MESSAGE]
             if message
@@ -173,8 +175,9 @@ class OpenAIStreamTranslator(StreamTranslator):
     """Relays chunks as they come, with the client's model id, and puts usage where the client wants it.
 
     A client that asked for stream_options.include_usage gets OpenAI's own shape (a last chunk with
-    empty choices). One that did not gets usage on the final chunk, as the seed's quickstart shows:
-    the chunk with finish_reason is held until the usage chunk arrives, then sent with usage merged.
+    empty choices), made up at the end when the upstream put usage elsewhere (Moonshot). One that
+    did not gets usage on the final chunk, as the seed's quickstart shows: the chunk with
+    finish_reason is held until the usage chunk or the end arrives, then sent with usage merged.
     """
 
     def __init__(
@@ -188,6 +191,8 @@ class OpenAIStreamTranslator(StreamTranslator):
         self._finished = False
         self._done = False
         self._held: dict[str, Any] | None = None
+        self._usage_sent = False  # a top-level usage object went to a client that asked for it
+        self._head: dict[str, Any] = {}  # id and created, for a usage chunk we have to make up
         self._needle = b'"model":' + json.dumps(upstream_model).encode()
         self._model = b'"model":' + json.dumps(public_model, ensure_ascii=False).encode()
 
@@ -198,11 +203,10 @@ class OpenAIStreamTranslator(StreamTranslator):
         if data is None or self._done:
             return []
         if data.strip() == b"[DONE]":
-            self._done = True
-            return self._release() + [DONE]
+            return self._end()
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UpstreamProtocolError(
                 f"Provider '{self.adapter.provider.name}' sent a stream event that is not JSON."
             ) from None
@@ -224,6 +228,8 @@ class OpenAIStreamTranslator(StreamTranslator):
                     finishing = finishing or choice.get("finish_reason") is not None
         self._finished = self._finished or finishing
         if self.client_usage:
+            self._usage_sent = self._usage_sent or usage_from(chunk.get("usage")) is not None
+            self._head.update((k, chunk[k]) for k in ("id", "created") if chunk.get(k))
             return [self._encode(data, chunk)]
         if usage is not None and not choices:
             return self._release(usage)  # the usage-only chunk merges into the held final chunk
@@ -242,19 +248,30 @@ class OpenAIStreamTranslator(StreamTranslator):
                 f"Provider '{self.adapter.provider.name}' ended the stream before the answer was complete."
             )
         # Anthropic- and Gemini-like upstreams just close; a finished answer is still whole.
+        return self._end()
+
+    def _end(self) -> list[bytes]:
         self._done = True
-        return self._release() + [DONE]
+        # Usage may have come inside the final chunk itself (Moonshot's choices[0].usage, x_groq).
+        out = self._release(self.usage)
+        if self.client_usage and self.usage is not None and not self._usage_sent:
+            chunk = {
+                "id": self._head.get("id", ""),
+                "object": "chat.completion.chunk",
+                "created": self._head.get("created", 0),
+                "model": self.public_model,
+                "choices": [],
+                "usage": _usage_object(self.usage),
+            }
+            out.append(encode_data(dumps(chunk)))
+        return out + [DONE]
 
     def _release(self, usage: Usage | None = None) -> list[bytes]:
         held, self._held = self._held, None
         if held is None:
             return []
         if usage is not None:
-            held["usage"] = {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-            }
+            held["usage"] = _usage_object(usage)
         held["model"] = self.public_model
         return [encode_data(dumps(held))]
 
@@ -265,6 +282,14 @@ class OpenAIStreamTranslator(StreamTranslator):
             return encode_data(data.replace(self._needle, self._model, 1))
         chunk["model"] = self.public_model
         return encode_data(dumps(chunk))
+
+
+def _usage_object(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
 
 
 def _text_bytes(delta: Any) -> int:
