@@ -17,11 +17,11 @@ from sqlalchemy import (
     Connection,
     DateTime,
     String,
+    bindparam,
     case,
     delete,
     exists,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -65,53 +65,94 @@ class UsageRecord:
     estimated: bool = False
 
 
+# The hot statements are built once: building and cache-keying a Core statement costs more CPU
+# than running it. Bind names differ from column names, as SQLAlchemy requires in UPDATEs.
+_RESERVE_USER = (
+    update(users)
+    .where(
+        users.c.id == bindparam("b_user"),
+        or_(
+            users.c.unlimited.is_(True), users.c.balance_micros - users.c.held_micros >= bindparam("b_amount")
+        ),
+    )
+    .values(held_micros=users.c.held_micros + bindparam("b_amount"))
+)
+_RESERVE_KEY = (
+    update(api_keys)
+    .where(
+        api_keys.c.id == bindparam("b_key"),
+        or_(
+            api_keys.c.limit_micros.is_(None),
+            api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros
+            >= bindparam("b_amount"),
+        ),
+    )
+    .values(held_micros=api_keys.c.held_micros + bindparam("b_amount"))
+)
+# One statement refuses an id that is in flight (unique violation) or already settled (NOT EXISTS).
+_INSERT_HOLD = insert(holds).from_select(
+    ["request_id", "user_id", "key_id", "model", "amount_micros", "created_at"],
+    select(
+        bindparam("b_rid", type_=String),
+        bindparam("b_user", type_=BigInteger),
+        bindparam("b_key", type_=BigInteger),
+        bindparam("b_model", type_=String),
+        bindparam("b_amount", type_=BigInteger),
+        bindparam("b_now", type_=DateTime(timezone=True)),
+    ).where(~exists().where(usage_records.c.request_id == bindparam("b_rid"))),
+)
+_DELETE_HOLD = delete(holds).where(holds.c.request_id == bindparam("b_rid"))
+# Unlimited users are not debited; their spend still shows on the key and in usage.
+_CHARGE_USER = (
+    update(users)
+    .where(users.c.id == bindparam("b_user"))
+    .values(
+        balance_micros=users.c.balance_micros
+        - case((users.c.unlimited.is_(True), 0), else_=bindparam("b_cost")),
+        held_micros=users.c.held_micros - bindparam("b_amount"),
+    )
+)
+_CHARGE_KEY = (
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("b_key"))
+    .values(
+        spent_micros=api_keys.c.spent_micros + bindparam("b_cost"),
+        held_micros=api_keys.c.held_micros - bindparam("b_amount"),
+        last_used_at=bindparam("b_now"),
+    )
+)
+_INSERT_USAGE = insert(usage_records)
+
+
+def _binds(hold: Hold, now: datetime) -> dict[str, object]:
+    return {
+        "b_rid": hold.request_id,
+        "b_user": hold.user_id,
+        "b_key": hold.key_id,
+        "b_model": hold.model,
+        "b_amount": hold.amount_micros,
+        "b_now": now,
+    }
+
+
 def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
     """Hold the worst-case amount on the user's balance and the key's limit, or refuse.
 
     :raises InsufficientQuotaError: the balance or the key's limit cannot cover the hold.
     :raises DuplicateRequestError: a hold or usage row already has this request id.
     """
-    amount = hold.amount_micros
-    done = conn.execute(
-        update(users)
-        .where(
-            users.c.id == hold.user_id,
-            or_(users.c.unlimited.is_(True), users.c.balance_micros - users.c.held_micros >= amount),
-        )
-        .values(held_micros=users.c.held_micros + amount)
-    ).rowcount
-    if done != 1:
+    binds = _binds(hold, now)
+    if conn.execute(_RESERVE_USER, binds).rowcount != 1:
         raise InsufficientQuotaError(
             "Your balance is too low for this request; add credit or lower max_tokens."
         )
-    done = conn.execute(
-        update(api_keys)
-        .where(
-            api_keys.c.id == hold.key_id,
-            or_(
-                api_keys.c.limit_micros.is_(None),
-                api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros >= amount,
-            ),
-        )
-        .values(held_micros=api_keys.c.held_micros + amount)
-    ).rowcount
-    if done != 1:
+    if conn.execute(_RESERVE_KEY, binds).rowcount != 1:
         raise InsufficientQuotaError(
             "This API key has reached its spend limit; raise the limit or use another key."
         )
-    # One statement refuses an id that is in flight (unique violation) or already settled (NOT EXISTS).
-    values = select(
-        literal(hold.request_id, String),
-        literal(hold.user_id, BigInteger),
-        literal(hold.key_id, BigInteger),
-        literal(hold.model, String),
-        literal(amount, BigInteger),
-        literal(now, DateTime(timezone=True)),
-    ).where(~exists().where(usage_records.c.request_id == hold.request_id))
-    columns = ["request_id", "user_id", "key_id", "model", "amount_micros", "created_at"]
     try:
         # No savepoint: raising rolls the caller's whole transaction back, user and key holds too.
-        inserted = conn.execute(insert(holds).from_select(columns, values)).rowcount
+        inserted = conn.execute(_INSERT_HOLD, binds).rowcount
     except IntegrityError:
         inserted = 0
     if inserted != 1:
@@ -123,42 +164,15 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
 
     Returns False, changing nothing, when the hold is already gone (settled or swept).
     """
-    released = conn.execute(delete(holds).where(holds.c.request_id == hold.request_id)).rowcount
-    if released != 1:
+    binds = _binds(hold, now)
+    if conn.execute(_DELETE_HOLD, binds).rowcount != 1:
         return False
-    _charge(conn, hold, record.cost_micros, now)
-    conn.execute(
-        insert(usage_records).values(
-            request_id=hold.request_id,
-            user_id=hold.user_id,
-            key_id=hold.key_id,
-            model=hold.model,
-            created_at=now,
-            **record.__dict__,
-        )
-    )
+    binds["b_cost"] = record.cost_micros
+    conn.execute(_CHARGE_USER, binds)
+    conn.execute(_CHARGE_KEY, binds)
+    row = dict(record.__dict__, request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id)
+    conn.execute(_INSERT_USAGE, dict(row, model=hold.model, created_at=now))
     return True
-
-
-def _charge(conn: Connection, hold: Hold, cost: int, now: datetime) -> None:
-    # Unlimited users are not debited; their spend still shows on the key and in usage.
-    conn.execute(
-        update(users)
-        .where(users.c.id == hold.user_id)
-        .values(
-            balance_micros=users.c.balance_micros - case((users.c.unlimited.is_(True), 0), else_=cost),
-            held_micros=users.c.held_micros - hold.amount_micros,
-        )
-    )
-    conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == hold.key_id)
-        .values(
-            spent_micros=api_keys.c.spent_micros + cost,
-            held_micros=api_keys.c.held_micros - hold.amount_micros,
-            last_used_at=now,
-        )
-    )
 
 
 def sweep(conn: Connection, older_than: timedelta, now: datetime) -> int:
