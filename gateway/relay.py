@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,6 +53,9 @@ class Call:
         return self.target.model.max_output_tokens or default
 
 
+Observer = Callable[["Call", UsageRecord], None]  # told of every settled request, e.g. metrics
+
+
 def _outcome(exc: BaseException) -> str:
     return "timeout" if isinstance(exc, UpstreamTimeoutError) else "upstream_error"
 
@@ -60,10 +63,13 @@ def _outcome(exc: BaseException) -> str:
 class Relay:
     """Reserve, call, settle: the money never moves outside these three steps."""
 
-    def __init__(self, settings: Settings, db: Database, upstream: Upstream) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, upstream: Upstream, observers: tuple[Observer, ...] = ()
+    ) -> None:
         self.settings = settings
         self.db = db
         self.upstream = upstream
+        self.observers = observers
         self._sweep_lock = threading.Lock()
         self._next_sweep = 0.0
 
@@ -163,6 +169,11 @@ class Relay:
                 log.exception("settling request %s failed (try %d of 3)", call.request_id, attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
         _log_request(call, record)
+        for observe in self.observers:
+            try:
+                observe(call, record)
+            except Exception:  # observability fails open: never fail a settled request
+                log.exception("an observer failed on request %s", call.request_id)
         self.sweep_if_due()
 
     def sweep_if_due(self) -> None:
