@@ -138,3 +138,19 @@ def test_mid_stream_upstream_error_raises_api_error_while_iterating(client):
 def test_models_list_has_provider_prefixed_ids(client):
     ids = {model.id for model in client.models.list()}
     assert {"mock:echo", "fake:chat", "fake:slow"} <= ids
+
+
+def test_insufficient_quota_is_an_error_the_sdk_does_not_retry(gateway, upstream):
+    email = f"{marker()}@example.com"
+    gateway.cli("users", "create", email)  # balance 0
+    poor_key = gateway.create_key("--user", email)
+    tag = marker()
+    # The SDK's default retries are on: x-should-retry: false must stop them.
+    with openai.OpenAI(base_url=gateway.api_base, api_key=poor_key, max_retries=2, timeout=20) as sdk:
+        with pytest.raises(openai.RateLimitError) as info:
+            sdk.chat.completions.with_raw_response.create(model="fake:chat", messages=user(tag))
+    assert info.value.code == "insufficient_quota"
+    assert info.value.type == "insufficient_quota"
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert info.value.response.request.headers.get("x-stainless-retry-count") == "0"
+    assert upstream.matching(tag) == []
