@@ -62,6 +62,11 @@ class Database:
                 raise ServiceUnavailableError("The gateway's database is unreachable.") from exc
             raise
 
+    def ping(self) -> None:
+        """Run one trivial query; raises when the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def create_schema(self) -> None:
         """Create every table that does not exist yet (idempotent)."""
         metadata.create_all(self.engine)

@@ -1,0 +1,27 @@
+"""Liveness and readiness: no key needed, tiny answers, readiness follows the database."""
+
+from __future__ import annotations
+
+from gateway import create_app
+
+
+def test_healthz_needs_no_key(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}
+    assert resp.headers["X-Request-Id"]
+
+
+def test_readyz_reports_the_catalog_when_the_database_answers(client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "ready", "models": 1}
+
+
+def test_readyz_is_503_in_the_envelope_when_the_database_is_unreachable(tmp_path):
+    # PostgreSQL on a port nothing listens on: the store is down, the process is not ready.
+    app = create_app({"database_url": "postgresql://nobody@127.0.0.1:9/none", "testing": True})
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503
+    body = resp.get_json()
+    assert body["error"]["code"] == "not_ready" and body["request_id"] == resp.headers["X-Request-Id"]
+    assert "127.0.0.1" not in body["error"]["message"]
