@@ -8,7 +8,7 @@ Functions here take a connection and never commit: the caller owns the transacti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -21,9 +21,11 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -123,6 +125,59 @@ _CHARGE_KEY = (
 )
 _INSERT_USAGE = insert(usage_records)
 
+# On PostgreSQL each step is one statement, so one round trip and one commit: data-modifying CTEs.
+# Each UPDATE re-checks its WHERE after taking the row lock (READ COMMITTED), as the separate
+# statements do; each CTE names the one before it, which also fixes the lock order: user, then key.
+_RESERVE_PG = text(
+    """
+    WITH u AS (
+        UPDATE users SET held_micros = held_micros + :b_amount
+        WHERE id = :b_user AND (unlimited OR balance_micros - held_micros >= :b_amount)
+        RETURNING id
+    ), k AS (
+        UPDATE api_keys SET held_micros = held_micros + :b_amount
+        WHERE id = :b_key AND EXISTS (SELECT 1 FROM u)
+          AND (limit_micros IS NULL OR limit_micros - spent_micros - held_micros >= :b_amount)
+        RETURNING id
+    ), h AS (
+        INSERT INTO holds (request_id, user_id, key_id, model, amount_micros, created_at)
+        SELECT :b_rid, :b_user, :b_key, :b_model, :b_amount, :b_now
+        WHERE EXISTS (SELECT 1 FROM k)
+          AND NOT EXISTS (SELECT 1 FROM usage_records WHERE request_id = :b_rid)
+        RETURNING id
+    )
+    SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM k), (SELECT count(*) FROM h)
+    """
+)
+_USAGE_FIELDS = [f.name for f in fields(UsageRecord)]
+_SETTLE_PG = text(
+    """
+    WITH h AS (
+        DELETE FROM holds WHERE request_id = :b_rid RETURNING id
+    ), u AS (
+        UPDATE users SET balance_micros = balance_micros - CASE WHEN unlimited THEN 0 ELSE :b_cost END,
+                         held_micros = held_micros - :b_amount
+        WHERE id = :b_user AND EXISTS (SELECT 1 FROM h)
+        RETURNING id
+    ), k AS (
+        UPDATE api_keys SET spent_micros = spent_micros + :b_cost, held_micros = held_micros - :b_amount,
+                            last_used_at = :b_now
+        WHERE id = :b_key AND EXISTS (SELECT 1 FROM u)
+        RETURNING id
+    ), r AS (
+        INSERT INTO usage_records (request_id, user_id, key_id, model, created_at, status, outcome, stream,
+                                   prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
+                                   cost_micros, latency_ms, ttfb_ms, estimated)
+        SELECT :b_rid, :b_user, :b_key, :b_model, :b_now, :u_status, :u_outcome, :u_stream,
+               :u_prompt_tokens, :u_completion_tokens, :u_cached_tokens, :u_reasoning_tokens,
+               :u_cost_micros, :u_latency_ms, :u_ttfb_ms, :u_estimated
+        WHERE EXISTS (SELECT 1 FROM k)
+        RETURNING id
+    )
+    SELECT count(*) FROM r
+    """
+)
+
 
 def _binds(hold: Hold, now: datetime) -> dict[str, object]:
     return {
@@ -142,20 +197,35 @@ def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
     :raises DuplicateRequestError: a hold or usage row already has this request id.
     """
     binds = _binds(hold, now)
-    if conn.execute(_RESERVE_USER, binds).rowcount != 1:
+    if conn.dialect.name == "postgresql":
+        try:
+            user_ok, key_ok, held = conn.execute(_RESERVE_PG, binds).one()
+        except IntegrityError:
+            user_ok, key_ok, held = 1, 1, 0
+        _refuse_unless(user_ok, key_ok, held)
+        return
+    user_ok = conn.execute(_RESERVE_USER, binds).rowcount
+    key_ok = user_ok and conn.execute(_RESERVE_KEY, binds).rowcount
+    held = 0
+    if key_ok:
+        try:
+            held = conn.execute(_INSERT_HOLD, binds).rowcount
+        except IntegrityError:
+            held = 0
+    _refuse_unless(user_ok, key_ok, held)
+
+
+def _refuse_unless(user_ok: int, key_ok: int, held: int) -> None:
+    # Raising rolls the caller's whole transaction back, so a refusal changes nothing.
+    if user_ok != 1:
         raise InsufficientQuotaError(
             "Your balance is too low for this request; add credit or lower max_tokens."
         )
-    if conn.execute(_RESERVE_KEY, binds).rowcount != 1:
+    if key_ok != 1:
         raise InsufficientQuotaError(
             "This API key has reached its spend limit; raise the limit or use another key."
         )
-    try:
-        # No savepoint: raising rolls the caller's whole transaction back, user and key holds too.
-        inserted = conn.execute(_INSERT_HOLD, binds).rowcount
-    except IntegrityError:
-        inserted = 0
-    if inserted != 1:
+    if held != 1:
         raise DuplicateRequestError()
 
 
@@ -165,9 +235,12 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     Returns False, changing nothing, when the hold is already gone (settled or swept).
     """
     binds = _binds(hold, now)
+    binds["b_cost"] = record.cost_micros
+    if conn.dialect.name == "postgresql":
+        binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
+        return conn.execute(_SETTLE_PG, binds).scalar_one() == 1
     if conn.execute(_DELETE_HOLD, binds).rowcount != 1:
         return False
-    binds["b_cost"] = record.cost_micros
     conn.execute(_CHARGE_USER, binds)
     conn.execute(_CHARGE_KEY, binds)
     row = dict(record.__dict__, request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id)
@@ -237,3 +310,10 @@ def credit(conn: Connection, user_id: int, amount_micros: int, note: str, now: d
         insert(ledger_entries).values(user_id=user_id, amount_micros=amount_micros, note=note, created_at=now)
     )
     return balance
+
+
+def holds_outstanding(conn: Connection) -> tuple[int, int]:
+    """Return how many holds are open and how many micro-USD they hold."""
+    total = func.coalesce(func.sum(holds.c.amount_micros), 0)
+    count, amount = conn.execute(select(func.count(), total)).one()
+    return int(count), int(amount)

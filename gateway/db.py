@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway.errors import ServiceUnavailableError
 from gateway.models import metadata
@@ -24,7 +25,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, pool_timeout: float = 30.0) -> Engine:
     """Create an engine; for SQLite files, create the folder and set the pragmas."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -35,17 +36,20 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 10},
             pool_size=pool_size,
             max_overflow=pool_size,
+            pool_timeout=pool_timeout,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout, pool_recycle=1800
+    )
 
 
 class Database:
     """One engine per process; session_scope() is the unit of work."""
 
-    def __init__(self, url: str, pool_size: int = 5) -> None:
-        self.engine = make_engine(url, pool_size)
+    def __init__(self, url: str, pool_size: int = 5, pool_timeout: float = 30.0) -> None:
+        self.engine = make_engine(url, pool_size, pool_timeout)
 
     @property
     def is_postgres(self) -> bool:
@@ -61,6 +65,9 @@ class Database:
             if exc.connection_invalidated or _is_unreachable(exc):
                 raise ServiceUnavailableError("The gateway's database is unreachable.") from exc
             raise
+        except PoolTimeoutError as exc:
+            # Every pooled connection stayed busy for pool_timeout: overload, not a bug.
+            raise ServiceUnavailableError("The gateway is too busy right now; try again shortly.") from exc
 
     def ping(self) -> None:
         """Run one trivial query; raises when the database cannot be reached."""

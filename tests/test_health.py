@@ -25,3 +25,22 @@ def test_readyz_is_503_in_the_envelope_when_the_database_is_unreachable(tmp_path
     body = resp.get_json()
     assert body["error"]["code"] == "not_ready" and body["request_id"] == resp.headers["X-Request-Id"]
     assert "127.0.0.1" not in body["error"]["message"]
+
+
+def test_an_exhausted_pool_is_503_not_500(db_url):
+    import pytest
+
+    from gateway.db import Database
+    from gateway.errors import ServiceUnavailableError
+
+    db = Database(db_url, pool_size=1, pool_timeout=0.1)
+    busy = [db.engine.connect(), db.engine.connect()]  # pool_size plus its equal overflow
+    try:
+        with pytest.raises(ServiceUnavailableError) as info:
+            with db.session_scope():
+                pass
+        assert info.value.status == 503
+    finally:
+        for conn in busy:
+            conn.close()
+        db.dispose()
