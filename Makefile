@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 GATEWAY_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export GATEWAY_TEST_POSTGRES_URL
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix gateway tests
 	$(BIN)/ruff format gateway tests
+
+## Measure the gateway's overhead against a direct baseline; results under var/bench/ (issue 7).
+## DATABASE_URL=postgresql://... benchmarks PostgreSQL (in a throwaway schema); SOAK=1800 adds a soak.
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.run $(if $(SOAK),--soak $(SOAK)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
