@@ -6,11 +6,20 @@ from dataclasses import dataclass
 
 from gateway.config import ModelConfig, ProviderConfig, Settings
 from gateway.errors import ModelNotFoundError
+from gateway.providers.anthropic import AnthropicAdapter
+from gateway.providers.azure import AzureAdapter
 from gateway.providers.base import Adapter
+from gateway.providers.gemini import GeminiAdapter
 from gateway.providers.mock import MockAdapter
 from gateway.providers.openai import OpenAIAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {"openai": OpenAIAdapter, "mock": MockAdapter}
+ADAPTERS: dict[str, type[Adapter]] = {
+    "openai": OpenAIAdapter,
+    "azure": AzureAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "mock": MockAdapter,
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Catalog:
 
     def __init__(self, settings: Settings) -> None:
         self.targets: dict[str, Target] = {}
+        self.aliases = dict(settings.aliases)
         for provider in settings.providers:
             adapter = ADAPTERS[provider.type](provider)
             for model in provider.models:
@@ -36,7 +46,7 @@ class Catalog:
 
     def resolve(self, model: str) -> Target:
         """Return the target for a provider:modelId, or raise model_not_found."""
-        target = self.targets.get(model)
+        target = self.targets.get(model) or self.targets.get(self.aliases.get(model, ""))
         if target is None:
             shown = model if len(model) <= 200 else model[:200] + "…"
             raise ModelNotFoundError(

@@ -12,7 +12,28 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-PROVIDER_TYPES = ("openai", "mock")
+PROVIDER_TYPES = ("openai", "azure", "anthropic", "gemini", "mock")
+AUTH_STYLES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "none")
+OPERATIONS = ("chat", "completions", "embeddings", "models")
+REASONING_FIELDS = ("reasoning_content", "reasoning", "none")
+# How each type authenticates unless the provider table says otherwise.
+DEFAULT_AUTH = {
+    "openai": "bearer",
+    "azure": "api-key",
+    "anthropic": "x-api-key",
+    "gemini": "x-goog-api-key",
+    "mock": "none",
+}
+DEFAULT_API_VERSION = {"azure": "2024-10-21", "anthropic": "2023-06-01"}
+_COMMON_KEYS = {"type", "base_url", "api_key", "models", "connect_timeout", "read_timeout", "auth", "headers"}
+# Options that only make sense for some wire formats; anything else is refused by name.
+_TYPE_KEYS = {
+    "openai": {"paths", "drop_params", "rename_params", "developer_role", "reasoning_field", "stream_usage"},
+    "azure": {"paths", "drop_params", "rename_params", "developer_role", "stream_usage", "api_version"},
+    "anthropic": {"api_version", "max_tokens"},
+    "gemini": set(),
+    "mock": set(),
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
@@ -29,6 +50,7 @@ class ModelConfig:
     output_price: Decimal = Decimal(0)  # USD per million completion tokens
     cached_input_price: Decimal | None = None  # USD per million cached prompt tokens
     max_output_tokens: int | None = None  # reservation cap when the client sets none
+    context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
 
 
@@ -41,12 +63,27 @@ class ProviderConfig:
     models: tuple[ModelConfig, ...] = ()
     connect_timeout: float = 5.0
     read_timeout: float = 300.0
+    auth: str = "bearer"  # how the api_key is sent: one of AUTH_STYLES
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # extra static headers
+    paths: tuple[tuple[str, str], ...] = ()  # operation -> path under base_url, when not the usual
+    drop_params: tuple[str, ...] = ()  # request fields removed before sending
+    rename_params: tuple[tuple[str, str], ...] = ()  # request fields renamed before sending
+    developer_role: str = "developer"  # "system": send developer messages as system messages
+    reasoning_field: str = "reasoning_content"  # the upstream's name for reasoning text
+    stream_usage: bool = True  # send stream_options.include_usage when streaming
+    api_version: str = ""  # Azure's api-version query, Anthropic's anthropic-version header
+    max_tokens: int | None = None  # output cap sent when the client sets none (Anthropic needs one)
+
+    def path(self, operation: str, default: str) -> str:
+        """Return the path of an operation under base_url."""
+        return dict(self.paths).get(operation, default)
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/gateway.db"
     providers: tuple[ProviderConfig, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # bare model name -> provider:model
     max_body_bytes: int = 4 * 1024 * 1024
     max_upstream_body_bytes: int = 64 * 1024 * 1024
     key_cache_ttl: float = 5.0
@@ -55,6 +92,9 @@ class Settings:
     db_pool_size: int = 5
     admin_token: str = field(default="", repr=False)
     testing: bool = False
+    signup: str = "open"  # "closed": only admins create console accounts
+    cookie_secure: bool = False  # True behind HTTPS: the session cookie is never sent in clear
+    secret_key: str = field(default="", repr=False)  # empty: read or create var/secret_key
 
 
 def _price(where: str, raw: Any) -> Decimal:
@@ -92,15 +132,14 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "output_price",
         "cached_input_price",
         "max_output_tokens",
+        "context_length",
     }
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     upstream_id = raw.get("upstream_id", name)
     if not isinstance(upstream_id, str) or not upstream_id:
         raise ConfigError(f"{where}.upstream_id must be a non-empty string")
-    cap = raw.get("max_output_tokens")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-        raise ConfigError(f"{where}.max_output_tokens must be a positive integer")
+    cap = _optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
     cached = raw.get("cached_input_price")
     return ModelConfig(
         name=name,
@@ -109,8 +148,15 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         output_price=_price(f"{where}.output_price", raw.get("output_price", 0)),
         cached_input_price=None if cached is None else _price(f"{where}.cached_input_price", cached),
         max_output_tokens=cap,
+        context_length=_optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
     )
+
+
+def _optional_count(where: str, raw: Any) -> int | None:
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
+        raise ConfigError(f"{where} must be a positive integer")
+    return raw
 
 
 def _timeout(where: str, raw: Any) -> float:
@@ -119,18 +165,84 @@ def _timeout(where: str, raw: Any) -> float:
     return float(raw)
 
 
+def _choice(where: str, raw: Any, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise ConfigError(f"{where} {raw!r} is unknown; use one of {', '.join(choices)}")
+    return raw
+
+
+def _strings(where: str, raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise ConfigError(f'{where} must be an array of names, e.g. ["logit_bias", "user"]')
+    return tuple(raw)
+
+
+def _table(where: str, raw: Any, env: dict[str, str], example: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
+        raise ConfigError(f"{where} must be a table of strings, e.g. {example}")
+    return tuple((k, _expand(f"{where}.{k}", v, env)) for k, v in raw.items())
+
+
+def _paths(where: str, raw: Any, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    paths = _table(where, raw, env, '{ chat = "/api/chat/completions" }')
+    for operation, path in paths:
+        _choice(f"{where}: operation", operation, OPERATIONS)
+        if not path.startswith("/"):
+            raise ConfigError(f"{where}.{operation} must start with '/', got {path!r}")
+    return paths
+
+
+def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Validate the per-type options of one provider table."""
+    unknown = set(raw) - _COMMON_KEYS - _TYPE_KEYS[kind]
+    if unknown:
+        others = sorted(k for k in unknown if any(k in keys for keys in _TYPE_KEYS.values()))
+        hint = f" ({', '.join(others)} do not apply to type {kind!r})" if others else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}{hint}")
+    options: dict[str, Any] = {
+        "auth": _choice(f"{where}.auth", raw.get("auth", DEFAULT_AUTH[kind]), AUTH_STYLES),
+        "headers": _table(f"{where}.headers", raw.get("headers", {}), env, '{ "X-Title" = "gateway" }'),
+        "api_version": DEFAULT_API_VERSION.get(kind, ""),
+    }
+    if "paths" in raw:
+        options["paths"] = _paths(f"{where}.paths", raw["paths"], env)
+    if "drop_params" in raw:
+        options["drop_params"] = _strings(f"{where}.drop_params", raw["drop_params"])
+    if "rename_params" in raw:
+        example = '{ max_completion_tokens = "max_tokens" }'
+        options["rename_params"] = _table(f"{where}.rename_params", raw["rename_params"], env, example)
+    if "developer_role" in raw:
+        options["developer_role"] = _choice(
+            f"{where}.developer_role", raw["developer_role"], ("developer", "system")
+        )
+    if "reasoning_field" in raw:
+        options["reasoning_field"] = _choice(
+            f"{where}.reasoning_field", raw["reasoning_field"], REASONING_FIELDS
+        )
+    if "stream_usage" in raw:
+        if not isinstance(raw["stream_usage"], bool):
+            raise ConfigError(f"{where}.stream_usage must be true or false")
+        options["stream_usage"] = raw["stream_usage"]
+    if "api_version" in raw:
+        version = raw["api_version"]
+        if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9._-]+$", version):
+            raise ConfigError(f"{where}.api_version must be a version string, e.g. 2024-10-21")
+        options["api_version"] = version
+    if "max_tokens" in raw:
+        options["max_tokens"] = _optional_count(f"{where}.max_tokens", raw["max_tokens"])
+    return options
+
+
 def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
     where = f"providers.{name}"
     if not _NAME.match(name) or ":" in name:
         raise ConfigError(f"{where}: provider names may use letters, digits, '.', '_', '-', '/'")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - {"type", "base_url", "api_key", "models", "connect_timeout", "read_timeout"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     kind = raw.get("type", "openai")
     if kind not in PROVIDER_TYPES:
         raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
+    options = _options(where, kind, raw, env)
     base_url = _expand(
         f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock" else ""), env
     ).rstrip("/")
@@ -147,6 +259,7 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         models=tuple(_model(name, m, body) for m, body in models.items()),
         connect_timeout=_timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0)),
         read_timeout=_timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0)),
+        **options,
     )
 
 
@@ -171,12 +284,41 @@ def parse_providers(data: dict[str, Any], env: dict[str, str]) -> tuple[Provider
     return tuple(providers)
 
 
+def parse_aliases(data: dict[str, Any], providers: tuple[ProviderConfig, ...]) -> tuple[tuple[str, str], ...]:
+    """Validate the [aliases] table: bare model names for clients that cannot send a prefix."""
+    raw = data.get("aliases", {})
+    if not isinstance(raw, dict):
+        raise ConfigError('aliases must be a table, e.g. [aliases] gpt-4o = "openai:gpt-4o"')
+    known = {f"{p.name}:{m.name}" for p in providers for m in p.models}
+    for alias, target in raw.items():
+        if ":" in alias or not _NAME.match(alias):
+            raise ConfigError(f"aliases.{alias}: an alias is a bare model name without ':'")
+        if target not in known:
+            raise ConfigError(f"aliases.{alias} points at {target!r}, which is not a configured model")
+    return tuple(raw.items())
+
+
 def normalise_database_url(url: str) -> str:
     """Point plain PostgreSQL URLs at psycopg2, the driver the design card names."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix) :]
     return url
+
+
+def signup_mode(value: str) -> str:
+    """Accept the console's sign-up modes, open or closed."""
+    if value not in ("open", "closed"):
+        raise ValueError(value)
+    return value
+
+
+def boolean(value: str) -> bool:
+    """Read an on/off environment value such as true, 1, yes, false, 0 or no."""
+    lowered = value.strip().lower()
+    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        raise ValueError(value)
+    return lowered in ("1", "true", "yes", "on")
 
 
 _ENV_FIELDS = {
@@ -188,6 +330,9 @@ _ENV_FIELDS = {
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
+    "GATEWAY_SIGNUP": ("signup", signup_mode),
+    "GATEWAY_COOKIE_SECURE": ("cookie_secure", boolean),
+    "GATEWAY_SECRET_KEY": ("secret_key", str),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -197,7 +342,7 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "db_pool_size": int,
 }
-_TOML_TABLES = ("gateway", "providers")
+_TOML_TABLES = ("gateway", "providers", "aliases")
 
 
 def _gateway_table(path: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -246,9 +391,10 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
                 raise ConfigError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from None
     test_config = dict(test_config or {})
     if "providers" in test_config and isinstance(test_config["providers"], dict):
-        data = {"providers": test_config.pop("providers")}
+        data = {"providers": test_config.pop("providers"), "aliases": test_config.pop("aliases", {})}
     values.update(test_config)
     values["providers"] = parse_providers(data, env)
+    values["aliases"] = parse_aliases(data, values["providers"])
     values["database_url"] = normalise_database_url(values.get("database_url", Settings.database_url))
     settings = replace(Settings(), **values)
     for name in ("max_body_bytes", "default_max_tokens", "db_pool_size"):

@@ -17,8 +17,8 @@ from gateway.billing import Hold, UsageRecord
 from gateway.catalog import Target
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.errors import GatewayError, UpstreamTimeoutError
-from gateway.providers.base import StreamTranslator, Usage
+from gateway.errors import GatewayError, InvalidRequestError, UpstreamTimeoutError
+from gateway.providers.base import CHAT, EMBEDDINGS, StreamTranslator, Usage
 from gateway.sse import Decoder, encode_data
 from gateway.upstream import Upstream, UpstreamResponse
 
@@ -39,6 +39,7 @@ class Call:
     raw_size: int
     stream: bool
     started: float  # time.monotonic() when the request arrived
+    operation: str = CHAT  # CHAT, COMPLETIONS or EMBEDDINGS (providers.base)
 
     @property
     def client_usage(self) -> bool:
@@ -46,17 +47,22 @@ class Call:
         return isinstance(options, dict) and options.get("include_usage") is True
 
     def max_output(self, default: int) -> int:
+        if self.operation == EMBEDDINGS:
+            return 0  # embeddings are billed on input tokens only
         for name in ("max_completion_tokens", "max_tokens"):
             value = self.body.get(name)
             if isinstance(value, int) and value > 0:
                 return value
-        return self.target.model.max_output_tokens or default
+        # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
+        return self.target.model.max_output_tokens or self.target.provider.max_tokens or default
 
 
 Observer = Callable[["Call", UsageRecord], None]  # told of every settled request, e.g. metrics
 
 
 def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, InvalidRequestError):
+        return "invalid_request"  # an adapter found a field its provider's format cannot carry
     return "timeout" if isinstance(exc, UpstreamTimeoutError) else "upstream_error"
 
 
@@ -93,7 +99,7 @@ class Relay:
         try:
             adapter = call.target.adapter
             resp = self.upstream.send(
-                adapter.build_request(call.body, call.target.model.upstream_id, stream=False)
+                adapter.build_request(call.body, call.target.model.upstream_id, False, call.operation)
             )
             try:
                 raw = resp.read(self.settings.max_upstream_body_bytes)
@@ -101,10 +107,10 @@ class Relay:
                 resp.close()
             if resp.status >= 400:
                 raise adapter.parse_error(resp.status, raw, resp.headers)
-            completion = adapter.parse_response(raw, call.target.public_id)
+            completion = adapter.parse_response(raw, call.target.public_id, call.operation)
             usage = completion.usage or Usage(
                 prompt_tokens=pricing.estimate_tokens(call.raw_size),
-                completion_tokens=pricing.estimate_tokens(len(raw)),
+                completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
                 estimated=True,
             )
             status, outcome = 200, "ok"
@@ -120,7 +126,7 @@ class Relay:
         adapter = call.target.adapter
         try:
             resp = self.upstream.send(
-                adapter.build_request(call.body, call.target.model.upstream_id, stream=True)
+                adapter.build_request(call.body, call.target.model.upstream_id, True, call.operation)
             )
             if resp.status >= 400:
                 try:

@@ -1,16 +1,26 @@
-"""The OpenAI-compatible API under /api/v1: chat completions and the model list."""
+"""The OpenAI-compatible API under /api/v1: chat and legacy completions, embeddings and models."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
+from gateway.accounts import Principal
 from gateway.blueprints import services
 from gateway.blueprints.auth import authenticate
-from gateway.errors import InvalidRequestError, PermissionDeniedError, UnsupportedMediaTypeError
+from gateway.catalog import Target
+from gateway.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    UnsupportedMediaTypeError,
+)
+from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.relay import Call
 
 bp = Blueprint("routing", __name__, url_prefix="/api/v1")
@@ -67,41 +77,157 @@ def validate_chat(body: dict[str, Any]) -> None:
     _positive_int(body, "max_completion_tokens")
 
 
-@bp.post("/chat/completions")
-def create_chat_completion() -> Response:
-    started = time.monotonic()
-    svc = services()
-    principal = authenticate()
-    raw, body = read_json_body()
-    validate_chat(body)
-    target = svc.catalog.resolve(body["model"])
+def validate_model(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("'model' is required: a string such as 'mock:echo'.", param="model")
+
+
+def validate_completion(body: dict[str, Any]) -> None:
+    """Check a legacy completions body: a prompt, and the fields the gateway reads."""
+    validate_model(body)
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not prompt):
+        raise InvalidRequestError("'prompt' must be a string or a non-empty array.", param="prompt")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise InvalidRequestError("'stream' must be true or false.", param="stream")
+    _positive_int(body, "max_tokens")
+
+
+def validate_embeddings(body: dict[str, Any]) -> None:
+    """Check an embeddings body: input is a string, strings, token ids or arrays of token ids."""
+    validate_model(body)
+    value = body.get("input")
+    items = [value] if isinstance(value, str) else value
+    valid = isinstance(items, list) and 0 < len(items) <= 2048
+    if valid and not all(isinstance(i, str) for i in items):
+        ints = [x for i in items for x in (i if isinstance(i, list) else [i])]
+        valid = all(isinstance(x, int) and not isinstance(x, bool) for x in ints) and all(
+            not isinstance(i, list) or i for i in items
+        )
+    if not valid:
+        raise InvalidRequestError(
+            "'input' must be a string, or an array of 1 to 2048 strings or token arrays.", param="input"
+        )
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise InvalidRequestError("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
+    _positive_int(body, "dimensions")
+
+
+def _target(principal: Principal, model: str, operation: str) -> Target:
+    target = services().catalog.resolve(model)
     if not principal.may_use(target.public_id):
         raise PermissionDeniedError(
             f"This API key may not use the model `{target.public_id}`.",
             param="model",
             code="model_not_allowed",
         )
+    if not target.adapter.supports(operation):
+        what = {CHAT: "chat completions", COMPLETIONS: "legacy completions", EMBEDDINGS: "embeddings"}
+        raise InvalidRequestError(
+            f"The model `{target.public_id}` does not offer {what[operation]}.",
+            param="model",
+            code="unsupported_operation",
+        )
+    return target
+
+
+def _relay(operation: str, validate: Any) -> tuple[Call, bytes | Response]:
+    """Authenticate, validate, route, hold the worst case and relay: the walk every POST shares."""
+    started = time.monotonic()
+    svc = services()
+    principal = authenticate()
+    raw, body = read_json_body()
+    validate(body)
     call = Call(
         request_id=g.request_id,
         principal=principal,
-        target=target,
+        target=_target(principal, body["model"], operation),
         body=body,
         raw_size=len(raw),
-        stream=body.get("stream") is True,
+        stream=body.get("stream") is True and operation != EMBEDDINGS,
         started=started,
+        operation=operation,
     )
     hold = svc.relay.reserve(call, len(raw), raw.count(b'"image_url"'))
     if not call.stream:
-        return Response(svc.relay.complete(call, hold), mimetype="application/json")
-    return Response(svc.relay.open_stream(call, hold), mimetype="text/event-stream", headers=STREAM_HEADERS)
+        return call, svc.relay.complete(call, hold)
+    stream = svc.relay.open_stream(call, hold)
+    return call, Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
+
+
+@bp.post("/chat/completions")
+def create_chat_completion() -> Response:
+    _, answer = _relay(CHAT, validate_chat)
+    return answer if isinstance(answer, Response) else Response(answer, mimetype="application/json")
+
+
+@bp.post("/completions")
+def create_completion() -> Response:
+    _, answer = _relay(COMPLETIONS, validate_completion)
+    return answer if isinstance(answer, Response) else Response(answer, mimetype="application/json")
+
+
+@bp.post("/embeddings")
+def create_embedding() -> Response:
+    call, answer = _relay(EMBEDDINGS, validate_embeddings)
+    assert isinstance(answer, bytes)
+    if call.body.get("encoding_format") == "base64":
+        answer = _as_base64(answer)
+    return Response(answer, mimetype="application/json")
+
+
+def _as_base64(answer: bytes) -> bytes:
+    """Encode float vectors as OpenAI's base64 of little-endian float32 (protocol.md §9.2)."""
+    data = json.loads(answer)
+    for item in data.get("data") or ():
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, list):
+            item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _model_object(model_id: str, target: Target) -> dict[str, Any]:
+    """Return OpenAI's model object, with prices and context length where the catalog knows them."""
+    out: dict[str, Any] = {"id": model_id, "object": "model", "created": 0, "owned_by": target.provider.name}
+    if model_id != target.public_id:
+        out["alias_for"] = target.public_id
+    model = target.model
+    if model.priced:
+        prices = {"input": str(model.input_price), "output": str(model.output_price)}
+        if model.cached_input_price is not None:
+            prices["cached_input"] = str(model.cached_input_price)
+        out["pricing"] = dict(prices, unit="USD per million tokens")
+    if model.context_length:
+        out["context_length"] = model.context_length
+    if model.max_output_tokens:
+        out["max_output_tokens"] = model.max_output_tokens
+    return out
 
 
 @bp.get("/models")
 def list_models() -> dict[str, Any]:
     principal = authenticate()
-    data = [
-        {"id": t.public_id, "object": "model", "created": 0, "owned_by": t.provider.name}
-        for t in services().catalog.targets.values()
-        if principal.may_use(t.public_id)
-    ]
+    catalog = services().catalog
+    data = [_model_object(t.public_id, t) for t in catalog.targets.values() if principal.may_use(t.public_id)]
+    for alias, public_id in catalog.aliases.items():
+        if principal.may_use(public_id):
+            data.append(_model_object(alias, catalog.targets[public_id]))
     return {"object": "list", "data": data}
+
+
+# path, not string: openai-python ≥ 3 sends a '/' in an id as %2F, v1 sent it raw (protocol.md §9.1);
+# the WSGI server decodes both to '/' before routing.
+@bp.get("/models/<path:model_id>")
+def retrieve_model(model_id: str) -> dict[str, Any]:
+    principal = authenticate()
+    catalog = services().catalog
+    try:
+        target = catalog.resolve(model_id)
+    except ModelNotFoundError:
+        target = None
+    if target is None or not principal.may_use(target.public_id):
+        raise ModelNotFoundError(
+            f"The model `{model_id[:200]}` does not exist or you do not have access to it.", param="model"
+        )
+    return _model_object(model_id, target)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import ProviderConfig
-from gateway.errors import UpstreamError
+from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamError, UpstreamStatusError
 from gateway.sse import Event
+
+CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
+MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
+_AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-goog-api-key"}
 
 
 @dataclass(frozen=True)
@@ -54,15 +61,29 @@ class StreamTranslator:
 
 
 class Adapter:
-    """One per configured provider: builds upstream requests and reads upstream answers."""
+    """One per configured provider: builds upstream requests and reads upstream answers.
+
+    An operation is CHAT (/chat/completions), COMPLETIONS (legacy) or EMBEDDINGS; an adapter lists
+    the ones its upstream has in `operations`, and the routes refuse the others before any billing.
+    """
+
+    operations: frozenset[str] = frozenset({CHAT})
 
     def __init__(self, provider: ProviderConfig) -> None:
         self.provider = provider
+        # Made-up ids and timestamps come from here, so golden tests can pin them.
+        self.clock: Callable[[], float] = time.time
+        self.new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:24]
 
-    def build_request(self, body: dict[str, Any], upstream_model: str, stream: bool) -> UpstreamRequest:
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
+
+    def build_request(
+        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+    ) -> UpstreamRequest:
         raise NotImplementedError
 
-    def parse_response(self, raw: bytes, public_model: str) -> Completion:
+    def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
         raise NotImplementedError
 
     def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
@@ -71,9 +92,67 @@ class Adapter:
     def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
         raise NotImplementedError
 
+    def auth_headers(self) -> list[tuple[str, str]]:
+        """Return the provider's credential header and its configured extra headers."""
+        headers = list(self.provider.headers)
+        key, style = self.provider.api_key, self.provider.auth
+        if key and style == "bearer":
+            headers.append(("Authorization", f"Bearer {key}"))
+        elif key and style in _AUTH:
+            headers.append((_AUTH[style], key))
+        return headers
+
+    def request(self, url: str, body: bytes, stream: bool, headers: list[tuple[str, str]]) -> UpstreamRequest:
+        """Wrap a built body into the UpstreamRequest the upstream module sends."""
+        accept = "text/event-stream" if stream else "application/json"
+        return UpstreamRequest(
+            provider=self.provider.name,
+            url=url,
+            headers=(("Content-Type", "application/json"), ("Accept", accept), *headers),
+            body=body,
+            stream=stream,
+            connect_timeout=self.provider.connect_timeout,
+            read_timeout=self.provider.read_timeout,
+        )
+
+    def upstream_error(
+        self,
+        status: int,
+        message: str | None,
+        kind: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        credential: bool = False,
+    ) -> UpstreamError:
+        """Normalise an upstream error into ours; credential failures are the operator's."""
+        name = self.provider.name
+        if credential or status in (401, 402, 403):
+            # The client's key was fine; the gateway's provider key or account was not.
+            return UpstreamAuthError(
+                f"Provider '{name}' refused the gateway's credentials or account "
+                f"(HTTP {status}); the gateway operator must check this provider's key and balance."
+            )
+        message = (
+            self.redact(message)[:MAX_MESSAGE]
+            if message
+            else f"Provider '{name}' answered with HTTP {status}."
+        )
+        if not 400 <= status <= 599:
+            status = 502
+        if kind is None:
+            kind = "invalid_request_error" if status < 500 else "server_error"
+        if code is None:
+            code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
+        return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
+
     def redact(self, text: str) -> str:
         """Remove the provider's secret and address from text that may reach a client or a log."""
         for secret in (self.provider.api_key, self.provider.base_url):
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "[redacted]")
         return text
+
+
+def unsupported(provider: str, what: str, param: str) -> InvalidRequestError:
+    """Return the 400 for a request field a provider's wire format cannot express."""
+    return InvalidRequestError(f"Provider '{provider}' does not support {what}.", param=param)

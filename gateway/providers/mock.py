@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.providers.base import UpstreamRequest
+from gateway.providers.base import CHAT, UpstreamRequest
 from gateway.providers.openai import OpenAIAdapter, dumps
 
 
 class MockAdapter(OpenAIAdapter):
     """Speaks OpenAI's format to the in-process mock upstream below."""
+
+    operations = frozenset({CHAT})
 
 
 @dataclass(frozen=True)

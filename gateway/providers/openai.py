@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.errors import (
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamProtocolError,
-    UpstreamStatusError,
+from gateway.errors import UpstreamError, UpstreamProtocolError
+from gateway.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    Adapter,
+    Completion,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
 )
-from gateway.providers.base import Adapter, Completion, StreamTranslator, UpstreamRequest, Usage
 from gateway.sse import DONE, Event, encode_comment, encode_data
-
-MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
 
 
 def dumps(data: Any) -> bytes:
@@ -65,6 +67,12 @@ def chunk_usage(chunk: dict[str, Any]) -> Usage | None:
     return usage
 
 
+def rename_reasoning(message: Any) -> None:
+    """Rename vLLM's, Ollama's and OpenRouter's `reasoning` to the gateway's `reasoning_content`."""
+    if isinstance(message, dict) and isinstance(message.get("reasoning"), str):
+        message.setdefault("reasoning_content", message.pop("reasoning"))
+
+
 def error_fields(raw: Any) -> tuple[str | None, str | None, str | None, str | None]:
     """Return message, type, code and param from any upstream error shape we know."""
     if isinstance(raw, list) and raw and isinstance(raw[0], dict):
@@ -85,34 +93,63 @@ def error_fields(raw: Any) -> tuple[str | None, str | None, str | None, str | No
 
 
 class OpenAIAdapter(Adapter):
-    """Relays OpenAI's format almost untouched: the model id is swapped, usage is always asked for."""
+    """Relays OpenAI's format almost untouched: the model id is swapped, usage is always asked for.
 
-    path = "/chat/completions"
+    The provider's options (config.ProviderConfig) cover the compatible servers' deviations: fields
+    dropped or renamed, developer messages sent as system, the reasoning field's name, paths, auth.
+    """
 
-    def build_request(self, body: dict[str, Any], upstream_model: str, stream: bool) -> UpstreamRequest:
+    operations = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})
+    default_paths = {CHAT: "/chat/completions", COMPLETIONS: "/completions", EMBEDDINGS: "/embeddings"}
+
+    def url(self, upstream_model: str, operation: str) -> str:
+        return self.provider.base_url + self.provider.path(operation, self.default_paths[operation])
+
+    def build_request(
+        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+    ) -> UpstreamRequest:
         body = dict(body, model=upstream_model)
-        if stream:
+        if operation == EMBEDDINGS:
+            # Ask for floats whatever the client wants: not every server has base64, and the
+            # gateway encodes it itself (protocol.md §9.2).
+            body.pop("encoding_format", None)
+        elif stream and self.provider.stream_usage:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
-        else:
+        elif not stream:
             # OpenAI and Azure reject stream_options unless streaming (protocol.md §0 #2).
             body.pop("stream_options", None)
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Accept", "text/event-stream" if stream else "application/json"),
-        ]
-        if self.provider.api_key:
-            headers.append(("Authorization", f"Bearer {self.provider.api_key}"))
-        return UpstreamRequest(
-            provider=self.provider.name,
-            url=self.provider.base_url + self.path,
-            headers=tuple(headers),
-            body=dumps(body),
-            stream=stream,
-            connect_timeout=self.provider.connect_timeout,
-            read_timeout=self.provider.read_timeout,
-        )
+        if operation == CHAT and isinstance(body.get("messages"), list):
+            body["messages"] = self.messages(body["messages"])
+        for name in self.provider.drop_params:
+            body.pop(name, None)
+        for old, new in self.provider.rename_params:
+            if old in body:
+                body.setdefault(new, body.pop(old))
+        return self.request(self.url(upstream_model, operation), dumps(body), stream, self.auth_headers())
 
-    def parse_response(self, raw: bytes, public_model: str) -> Completion:
+    def messages(self, messages: list[Any]) -> list[Any]:
+        """Apply the role mapping and the reasoning rules to the messages, copying only what changes."""
+        system = self.provider.developer_role == "system"
+        field = self.provider.reasoning_field
+        out = []
+        for message in messages:
+            if not isinstance(message, dict):
+                out.append(message)
+                continue
+            if system and message.get("role") == "developer":
+                message = dict(message, role="system")
+            if "reasoning_content" in message or "reasoning" in message:
+                message = dict(message)
+                text = message.pop("reasoning_content", None) or message.pop("reasoning", None)
+                message.pop("reasoning", None)
+                # DeepSeek needs reasoning back on tool-call turns and 400s or ignores it elsewhere
+                # (protocol.md §4.3); sending it only there is safe for every upstream that reads it.
+                if text and field != "none" and message.get("tool_calls"):
+                    message[field] = text
+            out.append(message)
+        return out
+
+    def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
         try:
             # DeepSeek sends blank lines before the body while a request is queued.
             data = json.loads(raw.lstrip())
@@ -124,9 +161,13 @@ class OpenAIAdapter(Adapter):
             raise UpstreamProtocolError(
                 f"Provider '{self.provider.name}' sent a response that is not a JSON object."
             )
-        if data.get("error") and "choices" not in data:
+        if data.get("error") and "choices" not in data and "data" not in data:
             raise self.error_from(data, 502)
         data["model"] = public_model
+        if self.provider.reasoning_field == "reasoning":
+            for choice in data.get("choices") or ():
+                if isinstance(choice, dict):
+                    rename_reasoning(choice.get("message"))
         usage = chunk_usage(data)
         return Completion(body=dumps(data), usage=usage)
 
@@ -143,29 +184,12 @@ class OpenAIAdapter(Adapter):
         return error
 
     def error_from(self, data: Any, status: int) -> UpstreamError:
-        """Normalise an upstream error into ours; credential failures are the operator's."""
-        name = self.provider.name
+        """Normalise an upstream error body into ours."""
         message, kind, code, param = error_fields(data)
         # OpenAI's 429 insufficient_quota is the gateway's provider account running dry, not the
         # client's balance, which is what our own insufficient_quota means.
-        if status in (401, 402, 403) or "insufficient_quota" in (kind, code):
-            # The client's key was fine; the gateway's provider key or account was not.
-            return UpstreamAuthError(
-                f"Provider '{name}' refused the gateway's credentials or account "
-                f"(HTTP {status}); the gateway operator must check this provider's key and balance."
-            )
-        message = (
-            self.redact(message)[:MAX_MESSAGE]
-            if message
-            else (f"Provider '{name}' answered with HTTP {status}.")
-        )
-        if not 400 <= status <= 599:
-            status = 502
-        if kind is None:
-            kind = "invalid_request_error" if status < 500 else "server_error"
-        if code is None:
-            code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
-        return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
+        credential = "insufficient_quota" in (kind, code)
+        return self.upstream_error(status, message, kind, code, param, credential=credential)
 
     def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
         return OpenAIStreamTranslator(self, public_model, upstream_model, client_usage)
@@ -193,6 +217,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         self._held: dict[str, Any] | None = None
         self._usage_sent = False  # a top-level usage object went to a client that asked for it
         self._head: dict[str, Any] = {}  # id and created, for a usage chunk we have to make up
+        self._rename = adapter.provider.reasoning_field == "reasoning"
         self._needle = b'"model":' + json.dumps(upstream_model).encode()
         self._model = b'"model":' + json.dumps(public_model, ensure_ascii=False).encode()
 
@@ -220,11 +245,18 @@ class OpenAIStreamTranslator(StreamTranslator):
         if usage is not None:
             self.usage = usage
         choices = chunk.get("choices")
+        if self._rename and b'"reasoning"' in data and isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict):
+                    rename_reasoning(choice.get("delta"))
+            data = dumps(chunk)
         finishing = False
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, dict):
                     self.relayed_bytes += _text_bytes(choice.get("delta"))
+                    if isinstance(choice.get("text"), str):  # legacy completions
+                        self.relayed_bytes += len(choice["text"].encode("utf-8"))
                     finishing = finishing or choice.get("finish_reason") is not None
         self._finished = self._finished or finishing
         if self.client_usage:

@@ -65,6 +65,7 @@ class Exchange:
     received_at: float
     sent: list[tuple[float, bytes]] = field(default_factory=list)  # each SSE event written, and when
     reported_usage: dict[str, int] | None = None
+    billed: Any = None  # the script's Billed, for requests openai_flavours answered
     client_gone_at: float | None = None
     finished_at: float | None = None
     outcome: str | None = None  # complete | client_gone | cut | stopped | error_status
@@ -170,6 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
             exchange.done.set()
 
     def _answer(self, ex: Exchange) -> None:
+        from tests.fakes import openai_flavours
+
+        flavour = openai_flavours.flavour_of(self.path)
+        scripted = isinstance(ex.body, dict) and (ex.model.startswith("script") or ex.body.get("tools"))
+        if isinstance(ex.body, dict) and flavour is not None and (flavour != "openai" or scripted):
+            # The same-script conversation (tests/fakes/script.py), and the DeepSeek and Azure paths.
+            openai_flavours.answer(self, ex, flavour, time.monotonic() + STREAM_DEADLINE)
+            return
         if self.path != "/v1/chat/completions" or not isinstance(ex.body, dict):
             ex.outcome = "error_status"
             self._send_json(404, {"error": {"message": f"nothing at {self.path}", "type": "not_found"}})

@@ -1,0 +1,287 @@
+"""Anthropic's Messages API behind OpenAI's chat completions: requests, whole answers and errors.
+
+The stream translator is in anthropic_stream.py. The mapping follows protocol.md §5.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.errors import InvalidRequestError, UpstreamError, UpstreamProtocolError
+from gateway.providers import chunks
+from gateway.providers.base import (
+    CHAT,
+    Adapter,
+    Completion,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+    unsupported,
+)
+from gateway.providers.messages import arguments_of, text_of
+from gateway.providers.openai import error_fields
+
+# stop_reason -> finish_reason (protocol.md §5.3); anything unknown is a plain stop.
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+    "pause_turn": "stop",
+}
+# Error types that mean the gateway's own key or account failed, whatever the status.
+CREDENTIAL_TYPES = {"authentication_error", "billing_error", "permission_error"}
+STATUS_BY_TYPE = {
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 503,
+}
+DEFAULT_MAX_TOKENS = 4096  # when neither the client, the model nor the provider sets one
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def usage_from(raw: Any) -> Usage | None:
+    """Read Anthropic usage: every input count is prompt, cache reads are the cached part."""
+    if not isinstance(raw, dict):
+        return None
+
+    def count(name: str) -> int:
+        value = raw.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    cache_read = count("cache_read_input_tokens")
+    prompt = count("input_tokens") + count("cache_creation_input_tokens") + cache_read
+    return Usage(prompt_tokens=prompt, completion_tokens=count("output_tokens"), cached_tokens=cache_read)
+
+
+def _image(part: dict[str, Any], where: str) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise InvalidRequestError(f"{where}.image_url.url must be a URL.", param=f"{where}.image_url")
+    if url.startswith("data:"):
+        head, _, data = url[5:].partition(",")
+        media_type, _, encoding = head.partition(";")
+        if encoding != "base64" or media_type not in IMAGE_TYPES:
+            raise InvalidRequestError(
+                f"{where}: images must be base64 data URLs of {', '.join(IMAGE_TYPES)}, or https URLs.",
+                param=f"{where}.image_url",
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _user_content(content: Any, where: str) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequestError(f"{where} must be a string or an array of parts.", param=where)
+    blocks = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            blocks.append({"type": "text", "text": part.get("text") or ""})
+        elif kind == "image_url":
+            blocks.append(_image(part, f"{where}[{i}]"))
+        else:
+            raise InvalidRequestError(
+                f"{where}[{i}]: parts of type {kind!r} cannot be sent to Anthropic.", param=f"{where}[{i}]"
+            )
+    return blocks
+
+
+def _assistant_content(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    # Thinking blocks go back first and unchanged on tool-use turns; without their signature
+    # Anthropic refuses them, so text-only reasoning_content is not sent back.
+    for block in message.get("thinking_blocks") or ():
+        if isinstance(block, dict) and block.get("type") in ("thinking", "redacted_thinking"):
+            blocks.append(block)
+    text = text_of(message.get("content"), f"{where}.content")
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for j, call in enumerate(message.get("tool_calls") or ()):
+        call_id, name, arguments = arguments_of(call, f"{where}.tool_calls[{j}]")
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": arguments})
+    return blocks
+
+
+def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Split OpenAI messages into Anthropic's system text and alternating turns."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        where, role = f"messages[{i}]", message.get("role")
+        if role in ("system", "developer"):
+            system.append(text_of(message.get("content"), f"{where}.content"))
+            continue
+        if role == "user":
+            turn = {"role": "user", "content": _user_content(message.get("content"), f"{where}.content")}
+        elif role == "assistant":
+            turn = {"role": "assistant", "content": _assistant_content(message, where)}
+        elif role == "tool":
+            result = {
+                "type": "tool_result",
+                "tool_use_id": str(message.get("tool_call_id") or ""),
+                "content": text_of(message.get("content"), f"{where}.content"),
+            }
+            turn = {"role": "user", "content": [result]}
+        else:
+            raise InvalidRequestError(f"{where}.role {role!r} cannot be sent to Anthropic.", param=where)
+        # Consecutive tool results (and a user message after them) must form one user turn.
+        if turns and turns[-1]["role"] == turn["role"]:
+            turns[-1]["content"] = _blocks(turns[-1]["content"]) + _blocks(turn["content"])
+        else:
+            turns.append(turn)
+    return "\n\n".join(s for s in system if s), turns
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    if choice is None and parallel is not False:
+        return None
+    if choice is None or choice == "auto":
+        out: dict[str, Any] = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise InvalidRequestError("'tool_choice' is not one Anthropic understands.", param="tool_choice")
+    if parallel is False:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    out = []
+    for i, tool in enumerate(tools if isinstance(tools, list) else ()):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+            raise InvalidRequestError(f"tools[{i}] must be a function tool with a name.", param=f"tools[{i}]")
+        spec = {
+            "name": function["name"],
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if function.get("description"):
+            spec["description"] = function["description"]
+        out.append(spec)
+    return out
+
+
+class AnthropicAdapter(Adapter):
+    """Translates chat completions to POST /v1/messages and the answers back."""
+
+    def build_request(
+        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+    ) -> UpstreamRequest:
+        system, turns = _messages(body["messages"])
+        out: dict[str, Any] = {"model": upstream_model, "messages": turns}
+        if system:
+            out["system"] = system
+        model = next((m for m in self.provider.models if m.upstream_id == upstream_model), None)
+        out["max_tokens"] = (
+            body.get("max_completion_tokens")
+            or body.get("max_tokens")
+            or (model and model.max_output_tokens)
+            or self.provider.max_tokens
+            or DEFAULT_MAX_TOKENS
+        )
+        if (body.get("n") or 1) != 1:
+            raise unsupported(self.provider.name, "n > 1", "n")
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+            raise unsupported(self.provider.name, f"response_format {fmt.get('type')!r}", "response_format")
+        if isinstance(body.get("temperature"), int | float):
+            out["temperature"] = min(float(body["temperature"]), 1.0)  # Anthropic's range is 0-1
+        for name in ("top_p", "top_k", "thinking"):
+            if body.get(name) is not None:
+                out[name] = body[name]
+        stop = body.get("stop")
+        if stop:
+            out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if body.get("tools"):
+            out["tools"] = _tools(body["tools"])
+        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice is not None and body.get("tools"):
+            out["tool_choice"] = choice
+        user = body.get("safety_identifier") or body.get("user")
+        if isinstance(user, str) and user:
+            out["metadata"] = {"user_id": user}
+        if stream:
+            out["stream"] = True
+        headers = [("anthropic-version", self.provider.api_version), *self.auth_headers()]
+        return self.request(self.provider.base_url + "/messages", chunks.dumps(out), stream, headers)
+
+    def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            if isinstance(data, dict) and data.get("type") == "error":
+                raise self.error_from(data, 502)
+            raise UpstreamProtocolError(
+                f"Provider '{self.provider.name}' sent a response that is not a message."
+            )
+        texts, reasoning, calls, thinking = [], [], [], []
+        for block in data["content"]:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "text":
+                texts.append(block.get("text") or "")
+            elif kind == "tool_use":
+                arguments = chunks.dumps(block.get("input") or {}).decode()
+                calls.append(chunks.tool_call(block.get("id", ""), block.get("name", ""), arguments))
+            elif kind in ("thinking", "redacted_thinking"):
+                reasoning.append(block.get("thinking") or "")
+                thinking.append(block)
+        message = chunks.message("".join(texts), calls, "".join(reasoning))
+        if thinking:
+            message["thinking_blocks"] = thinking
+        finish = FINISH.get(data.get("stop_reason") or "", "stop")
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        usage = usage_from(data.get("usage"))
+        body = chunks.completion_body(
+            str(data.get("id") or "msg_" + self.new_id()), int(self.clock()), public_model, [choice], usage
+        )
+        return Completion(body=body, usage=usage)
+
+    def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
+        try:
+            data = json.loads(raw or b"null")
+        except (ValueError, RecursionError):
+            data = None
+        error = self.error_from(data, status)
+        if status in (429, 503, 529):
+            if "retry-after" in headers:
+                error.headers["retry-after"] = headers["retry-after"]
+        return error
+
+    def error_from(self, data: Any, status: int) -> UpstreamError:
+        """Normalise Anthropic's {"type":"error","error":{type,message}} into ours."""
+        message, kind, _, _ = error_fields(data)
+        # Old accounts without credit got a 400 about the credit balance instead of a 402.
+        credential = kind in CREDENTIAL_TYPES or "credit balance" in (message or "").lower()
+        if status == 529 or kind == "overloaded_error":
+            return self.upstream_error(503, message, "server_error", "upstream_overloaded")
+        if status == 502 and kind in STATUS_BY_TYPE:  # an in-band error: its type says what it was
+            status = STATUS_BY_TYPE[kind]
+        code = {404: "not_found", 413: "request_too_large"}.get(status)
+        return self.upstream_error(status, message, None, code, None, credential=credential)
+
+    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
+        from gateway.providers.anthropic_stream import AnthropicStreamTranslator
+
+        return AnthropicStreamTranslator(self, public_model, client_usage)

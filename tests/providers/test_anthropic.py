@@ -1,0 +1,163 @@
+"""The Anthropic Messages adapter with plain data: golden requests, answers and streams, and errors.
+
+The golden-file convention is in golden.py; the cases are in fixtures/anthropic/.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.config import ModelConfig, ProviderConfig
+from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
+from gateway.providers.anthropic import AnthropicAdapter
+from tests.providers import golden
+
+SECRET = "sk-ant-secret-123"
+BASE_URL = "http://10.0.0.8:9000/v1"
+
+
+def adapter(**options) -> AnthropicAdapter:
+    provider = ProviderConfig(
+        name="acme",
+        type="anthropic",
+        base_url=BASE_URL,
+        api_key=SECRET,
+        auth="x-api-key",
+        api_version="2023-06-01",
+        models=(ModelConfig(name="chat-model", upstream_id="chat-model"),),
+        **options,
+    )
+    return golden.pin(AnthropicAdapter(provider))
+
+
+@pytest.mark.parametrize("case, suffix, client_usage", golden.stream_params("anthropic"))
+def test_stream_matches_golden_file(case, suffix, client_usage):
+    golden.check_stream(adapter(), "anthropic", case, suffix, client_usage)
+
+
+@pytest.mark.parametrize("case", golden.cases("anthropic", ".response.json"))
+def test_whole_answer_matches_golden_file(case):
+    golden.check_response(adapter(), "anthropic", case)
+
+
+@pytest.mark.parametrize("case", golden.cases("anthropic", ".request.json"))
+def test_request_matches_golden_file(case):
+    golden.check_request(adapter(), "anthropic", case)
+
+
+def test_request_goes_to_messages_with_key_and_version_headers():
+    req = golden.check_request(adapter(), "anthropic", "multi_turn_tools_images")
+    assert req.url == BASE_URL + "/messages"
+    headers = dict(req.headers)
+    assert headers["x-api-key"] == SECRET and headers["anthropic-version"] == "2023-06-01"
+    assert "Authorization" not in headers and SECRET not in req.url
+    assert (req.stream, headers["Accept"]) == (True, "text/event-stream")
+
+
+def test_max_tokens_falls_back_to_the_model_then_the_provider_default():
+    body = {"messages": [{"role": "user", "content": "Hi"}]}
+    assert json.loads(adapter().build_request(body, "chat-model", False).body)["max_tokens"] == 4096
+    assert (
+        json.loads(adapter(max_tokens=777).build_request(body, "chat-model", False).body)["max_tokens"] == 777
+    )
+    capped = adapter()
+    capped.provider = ProviderConfig(
+        name="acme",
+        type="anthropic",
+        base_url=BASE_URL,
+        models=(ModelConfig(name="m", upstream_id="chat-model", max_output_tokens=64000),),
+    )
+    assert json.loads(capped.build_request(body, "chat-model", False).body)["max_tokens"] == 64000
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"n": 2}, "n"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}],
+                    }
+                ]
+            },
+            "messages[0].tool_calls[0].function.arguments",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:a"}}]}
+                ]
+            },
+            "messages[0].content[0].image_url",
+        ),
+    ],
+    ids=["n", "response_format", "audio", "arguments-not-object", "bad-data-url"],
+)
+def test_what_anthropic_cannot_express_is_a_400_naming_the_param(body, param):
+    body = {"messages": [{"role": "user", "content": "Hi"}], **body}
+    with pytest.raises(InvalidRequestError) as info:
+        adapter().build_request(body, "chat-model", False)
+    assert (info.value.status, info.value.param) == (400, param)
+
+
+@pytest.mark.parametrize(
+    "status, raw",
+    [
+        (401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
+        (402, {"type": "error", "error": {"type": "billing_error", "message": "pay up"}}),
+        (403, {"type": "error", "error": {"type": "permission_error", "message": "no"}}),
+        (
+            400,
+            {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "Your credit balance is too low"},
+            },
+        ),
+    ],
+    ids=["401", "402", "403", "400-credit"],
+)
+def test_credential_and_account_failures_are_502_naming_the_provider(status, raw):
+    error = adapter().parse_error(status, json.dumps(raw).encode(), {})
+    assert isinstance(error, UpstreamAuthError)
+    assert (error.status, error.code) == (502, "upstream_auth_failed")
+    assert "'acme'" in error.message and "x-api-key" not in error.message
+
+
+@pytest.mark.parametrize(
+    "status, kind, expected",
+    [
+        (400, "invalid_request_error", (400, "invalid_request_error", None)),
+        (404, "not_found_error", (404, "invalid_request_error", "not_found")),
+        (429, "rate_limit_error", (429, "invalid_request_error", "rate_limit_exceeded")),
+        (500, "api_error", (500, "server_error", "upstream_error")),
+        (529, "overloaded_error", (503, "server_error", "upstream_overloaded")),
+    ],
+)
+def test_errors_keep_message_and_map_status(status, kind, expected):
+    raw = {
+        "type": "error",
+        "error": {"type": kind, "message": f"{kind} at {BASE_URL}"},
+        "request_id": "req_1",
+    }
+    error = adapter().parse_error(status, json.dumps(raw).encode(), {"retry-after": "3"})
+    assert isinstance(error, UpstreamStatusError)
+    assert (error.status, error.type, error.code) == expected
+    assert error.message == f"{kind} at [redacted]"
+    assert set(error.to_error()) == {"message", "type", "param", "code"}
+    if status in (429, 529):
+        assert error.headers == {"retry-after": "3"}
+
+
+def test_html_error_page_names_the_status():
+    error = adapter().parse_error(502, b"<html>bad gateway</html>", {})
+    assert (error.status, error.message) == (502, "Provider 'acme' answered with HTTP 502.")
