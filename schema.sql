@@ -76,3 +76,11 @@ CREATE TABLE IF NOT EXISTS usage_records (
 );
 CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);
+
+-- Console sign-in attempts per account (SHA-256 of the email) in a fixed window, shared by all workers.
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id                BIGSERIAL PRIMARY KEY,
+    subject           VARCHAR(64) NOT NULL UNIQUE,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    window_started_at TIMESTAMP WITH TIME ZONE NOT NULL
+);

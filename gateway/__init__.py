@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from gateway.accounts import KeyCache
-from gateway.blueprints import Services, admin, errors, health, routing
+from gateway.blueprints import Services, admin, console, errors, health, routing
 from gateway.catalog import Catalog
 from gateway.config import Settings, load_settings
 from gateway.db import Database
@@ -52,4 +52,5 @@ def create_app(test_config: dict[str, Any] | None = None, settings: Settings | N
     app.after_request(_echo_request_id)
     for bp in (errors.bp, health.bp, routing.bp, admin.bp):
         app.register_blueprint(bp)
+    console.init_app(app, settings)
     return app

@@ -113,3 +113,14 @@ ledger_entries = Table(
     Column("note", Text, nullable=False, server_default=""),
     _created_at(),
 )
+
+# Console sign-in attempts per account (its email's SHA-256) in a fixed window: shared by every
+# worker and host, so password guessing is limited however the requests are spread.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    _id(),
+    Column("subject", String(64), nullable=False, unique=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("window_started_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,13 +1,37 @@
-"""Who is calling: the Bearer API key check for /api/v1."""
+"""Who is calling: the Bearer API key check for /api/v1, and the console's password sign-in."""
 
 from __future__ import annotations
 
-from flask import request
+import functools
+import math
+from datetime import timedelta
 
-from gateway import keys
+from flask import request
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gateway import keys, logins
 from gateway.accounts import Principal, find_principal, utcnow
 from gateway.blueprints import services
-from gateway.errors import AuthenticationError
+from gateway.errors import AuthenticationError, GatewayError
+
+SIGNIN_WINDOW = timedelta(minutes=15)
+MAX_SIGNIN_ATTEMPTS = 5  # per account and window, counted across every worker and host
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 200  # a bound on the work one request can ask of the hash
+
+
+class SignInError(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_credentials"
+    default_message = "Wrong email or password."
+
+
+class SignInThrottledError(GatewayError):
+    status = 429
+    type = "invalid_request_error"
+    code = "too_many_attempts"
+    default_message = "Too many sign-in attempts for this account; try again later."
 
 
 def authenticate() -> Principal:
@@ -34,3 +58,41 @@ def authenticate() -> Principal:
     if principal.expires_at is not None and principal.expires_at <= utcnow():
         raise AuthenticationError("This API key has expired.")
     return principal
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with werkzeug's default (scrypt), salted."""
+    return generate_password_hash(password)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    # Checked when the email is unknown, so a wrong email costs as much time as a wrong password.
+    return generate_password_hash("decoy password, never matches anything")
+
+
+def check_password(email: str, password: str) -> int:
+    """Return the user id for an email and password, counting the attempt against the account.
+
+    :raises SignInThrottledError: the account had too many attempts in the current window.
+    :raises SignInError: the email is unknown, has no password, or the password is wrong.
+    """
+    svc = services()
+    now = utcnow()
+    with svc.db.session_scope() as conn:
+        attempts = logins.note_attempt(conn, email, SIGNIN_WINDOW, now)
+    if attempts.count > MAX_SIGNIN_ATTEMPTS:
+        wait = max(1, math.ceil((attempts.window_ends_at - now).total_seconds()))
+        raise SignInThrottledError(
+            f"Too many sign-in attempts for this account; try again in {math.ceil(wait / 60)} minute(s).",
+            headers={"Retry-After": str(wait)},
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise SignInError()  # no password this long was ever accepted: skip the costly hash
+    with svc.db.session_scope() as conn:
+        found = logins.find_password_hash(conn, email)
+    if not check_password_hash(found[1] if found else _decoy_hash(), password) or found is None:
+        raise SignInError()
+    with svc.db.session_scope() as conn:
+        logins.clear_attempts(conn, email)
+    return found[0]

@@ -1,13 +1,17 @@
-"""Render every error, ours or Flask's, as the OpenAI envelope with the request id; never HTML."""
+"""Render every error, ours or Flask's: the OpenAI envelope with the request id, or a page in the console.
+
+Only the console (/ and /console/...) gets HTML; /api/* and every other path keep the JSON envelope.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, Response, g, render_template
 from werkzeug.exceptions import HTTPException
 
+from gateway.blueprints.console.base import in_console
 from gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -20,10 +24,27 @@ bp = Blueprint("errors", __name__)
 log = logging.getLogger("gateway.errors")
 
 _BY_STATUS = {404: NotFoundError, 405: MethodNotAllowedError, 413: RequestTooLargeError}
+_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 500: "Error"}
+
+
+def _page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    request_id = getattr(g, "request_id", "")
+    try:
+        html = render_template(
+            "error.html", status=status, title=title, message=message, request_id=request_id
+        )
+    except Exception:
+        # The error page itself failed (a broken template, no database for the nav): say it plainly.
+        log.exception("request %s: the error page failed", request_id)
+        html = f"{status} {title}. Request id: {request_id}"
+        return Response(html, status=status, mimetype="text/plain", headers=headers)
+    return Response(html, status=status, mimetype="text/html", headers=headers)
 
 
 def render(error: GatewayError) -> Response:
     request_id = getattr(g, "request_id", "")
+    if in_console():
+        return _page(error.status, _TITLES.get(error.status, "Error"), error.message, error.headers)
     resp = Response(json.dumps(error.to_body(request_id)), status=error.status, mimetype="application/json")
     for name, value in error.headers.items():
         resp.headers[name] = value
@@ -46,6 +67,8 @@ def handle_gateway_error(error: GatewayError) -> Response:
 @bp.app_errorhandler(HTTPException)
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
+    if in_console():
+        return _page(status, error.name, error.description or error.name)
     kind = _BY_STATUS.get(status)
     if kind is not None:
         return render(kind())

@@ -1,0 +1,106 @@
+"""The console's forms: each carries Flask-WTF's CSRF token and checks its own fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, PasswordField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from gateway import billing
+from gateway.accounts import check_email
+from gateway.blueprints.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from gateway.errors import InvalidRequestError
+
+
+def _email(_form: FlaskForm, field: StringField) -> None:
+    try:
+        field.data = check_email(field.data or "")
+    except InvalidRequestError:
+        raise ValidationError("Enter an email address such as ada@example.com.") from None
+
+
+class UsdField(StringField):
+    """An amount of USD typed by a person, read as integer micro-USD (None when left empty)."""
+
+    def __init__(self, label: str, *, allow_negative: bool = False, **kwargs: Any) -> None:
+        super().__init__(label, **kwargs)
+        self.allow_negative = allow_negative
+
+    @property
+    def micros(self) -> int | None:
+        raw = (self.data or "").strip().replace("$", "", 1)
+        return billing.micros_from_usd(raw) if raw else None
+
+    def pre_validate(self, form: FlaskForm) -> None:
+        try:
+            micros = self.micros
+        except ValueError:
+            raise ValidationError("Enter an amount of USD such as 5 or 0.25 (at most 6 decimals).") from None
+        if micros is not None and micros < 0 and not self.allow_negative:
+            raise ValidationError("The amount must not be negative.")
+
+
+def _password_rules(form: FlaskForm, field: PasswordField) -> None:
+    if (field.data or "").strip().lower() == (form.email.data or "").strip().lower():
+        raise ValidationError("The password must not be your email address.")
+
+
+class SignUpForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), _email])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            ),
+            _password_rules,
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat the password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
+    )
+
+
+class SignInForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+class CheckboxListField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class KeyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    limit_usd = UsdField("Spend limit (USD)", validators=[Optional()])
+    expires_on = DateField("Expires on", validators=[Optional()])
+    models = CheckboxListField("Allowed models", choices=[], validate_choice=True)
+
+
+class ConfirmForm(FlaskForm):
+    """A form with nothing but its CSRF token: sign out, revoke."""
+
+
+class CreditForm(FlaskForm):
+    amount_usd = UsdField("Amount (USD)", allow_negative=True, validators=[DataRequired()])
+    note = StringField("Note", validators=[Length(max=1000)])
+
+
+class UserForm(FlaskForm):
+    email = StringField("Email", validators=[DataRequired(), _email])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH),
+            _password_rules,
+        ],
+    )
+    is_admin = BooleanField("Administrator")

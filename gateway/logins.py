@@ -1,0 +1,81 @@
+"""Console logins in the store: password hashes, and sign-in attempt counters shared by every worker.
+
+Hashing itself happens in the web layer (werkzeug); this module only stores and reads the hashes.
+An attempt is counted before the password is checked, in its own committed statement, so parallel
+guesses on many workers cannot slip past the limit between a check and a count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, case, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.accounts import as_utc, find_user
+from gateway.models import login_attempts, users
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """How many sign-in attempts an account had in its current window, and when the window ends."""
+
+    count: int
+    window_ends_at: datetime
+
+
+def subject(email: str) -> str:
+    """Return the counter's key for an email; a hash, since people type passwords into email fields."""
+    return hashlib.sha256(("signin:" + email.strip().lower()).encode("utf-8")).hexdigest()
+
+
+def note_attempt(conn: Connection, email: str, window: timedelta, now: datetime) -> Attempts:
+    """Count one sign-in attempt for an email in its window (a new window once the old one ended)."""
+    key = subject(email)
+    expired = login_attempts.c.window_started_at < now - window
+    bump = (
+        update(login_attempts)
+        .where(login_attempts.c.subject == key)
+        .values(
+            # Both CASEs read the row as it was before this UPDATE, on SQLite and PostgreSQL alike.
+            attempts=case((expired, 1), else_=login_attempts.c.attempts + 1),
+            window_started_at=case((expired, now), else_=login_attempts.c.window_started_at),
+        )
+        .returning(login_attempts.c.attempts, login_attempts.c.window_started_at)
+    )
+    row = conn.execute(bump).first()
+    if row is None:
+        conn.execute(delete(login_attempts).where(expired))  # forget old windows as new ones open
+        try:
+            # A savepoint: another worker may insert the same subject first (unique violation).
+            with conn.begin_nested():
+                conn.execute(insert(login_attempts).values(subject=key, attempts=1, window_started_at=now))
+            return Attempts(1, now + window)
+        except IntegrityError:
+            row = conn.execute(bump).one()
+    return Attempts(row.attempts, as_utc(row.window_started_at) + window)
+
+
+def clear_attempts(conn: Connection, email: str) -> None:
+    """Forget an email's attempts after a successful sign-in."""
+    conn.execute(delete(login_attempts).where(login_attempts.c.subject == subject(email)))
+
+
+def find_password_hash(conn: Connection, email: str) -> tuple[int, str] | None:
+    """Return (user id, password hash) for an email, or None when there is no user or no password."""
+    row = find_user(conn, email)
+    if row is None or not row.password_hash:
+        return None
+    return row.id, row.password_hash
+
+
+def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
+    """Store a user's new password hash."""
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def console_user_ids(conn: Connection) -> set[int]:
+    """Return the ids of users who can sign in to the console (they have a password)."""
+    return set(conn.execute(select(users.c.id).where(users.c.password_hash.is_not(None))).scalars())

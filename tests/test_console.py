@@ -1,0 +1,299 @@
+"""The console's sign-up, sign-in, sessions, CSRF, rate limiting and error pages, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from werkzeug.security import generate_password_hash
+
+from gateway import accounts, logins
+from gateway.blueprints.auth import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW
+from gateway.blueprints.console.formatting import usd
+from gateway.blueprints.console.secret import load_secret_key
+from gateway.config import ConfigError, load_settings
+from gateway.models import login_attempts, users
+from tests.conftest import chat, make_account, services
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def csrf_token(client, page: str) -> str:
+    """Read the CSRF token from a console page, as a browser's form would send it."""
+    resp = client.get(page)
+    found = _CSRF.search(resp.get_data(as_text=True))
+    assert found, f"no CSRF token on {page} ({resp.status_code})"
+    return found.group(1)
+
+
+def post_form(client, path: str, data: dict, page: str | None = None):
+    """Submit a console form with the CSRF token of the page it is on."""
+    return client.post(path, data={**data, "csrf_token": csrf_token(client, page or path)})
+
+
+def add_user(app, email: str, password: str = PASSWORD, *, is_admin: bool = False, balance_micros: int = 0):
+    """Create a user who can sign in; a cheap hash, since tests make many."""
+    with services(app).db.session_scope() as conn:
+        user_id = accounts.register_user(conn, email, is_admin=is_admin)
+        logins.set_password_hash(conn, user_id, generate_password_hash(password, "pbkdf2:sha256:1000"))
+        conn.execute(update(users).where(users.c.id == user_id).values(balance_micros=balance_micros))
+    return user_id
+
+
+def signed_in(app, email: str, **options):
+    """Return a test client signed in as a new user with this email."""
+    add_user(app, email, **options)
+    client = app.test_client()
+    resp = post_form(client, "/console/signin", {"email": email, "password": PASSWORD})
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return client
+
+
+def text(resp) -> str:
+    return resp.get_data(as_text=True)
+
+
+def test_root_and_console_send_visitors_to_sign_in(client):
+    assert client.get("/").location == "/console/"
+    assert client.get("/console/").location == "/console/signin"
+    page = client.get("/console/signin")
+    assert page.status_code == 200 and "Sign in" in text(page) and page.mimetype == "text/html"
+
+
+def test_sign_up_creates_a_hashed_password_and_a_safe_session(app, client):
+    resp = post_form(
+        client,
+        "/console/signup",
+        {"email": " Ada@Example.com ", "password": PASSWORD, "confirm": PASSWORD},
+    )
+    assert resp.status_code == 302 and resp.location == "/console/keys"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    with services(app).db.session_scope() as conn:
+        stored = conn.execute(
+            select(users.c.password_hash).where(users.c.email == "ada@example.com")
+        ).scalar()
+    assert stored.startswith("scrypt:") and PASSWORD not in stored
+    assert "ada@example.com" in text(client.get("/console/keys"))
+
+
+@pytest.mark.parametrize(
+    "form, message",
+    [
+        ({"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD}, "Enter an email address"),
+        ({"email": "bo@example.com", "password": "short", "confirm": "short"}, "Use 10 to 200 characters"),
+        (
+            {"email": "bo@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"},
+            "The passwords differ",
+        ),
+        (
+            {
+                "email": "longname@example.com",
+                "password": "longname@example.com",
+                "confirm": "longname@example.com",
+            },
+            "must not be your email",
+        ),
+    ],
+)
+def test_sign_up_refuses_bad_emails_and_weak_passwords(app, client, form, message):
+    resp = post_form(client, "/console/signup", form)
+    assert resp.status_code == 400 and message in text(resp)
+    with services(app).db.session_scope() as conn:
+        assert accounts.list_users(conn) == []
+
+
+def test_sign_up_refuses_a_taken_email(app, client):
+    add_user(app, "ada@example.com")
+    resp = post_form(
+        client, "/console/signup", {"email": "ADA@example.com", "password": PASSWORD, "confirm": PASSWORD}
+    )
+    assert resp.status_code == 409 and "already has an account" in text(resp)
+
+
+def test_operator_can_close_sign_up(make_app):
+    app = make_app(signup="closed")
+    client = app.test_client()
+    page = client.get("/console/signup")
+    assert page.status_code == 403 and page.mimetype == "text/html" and "Sign-up is closed" in text(page)
+    token = csrf_token(client, "/console/signin")
+    resp = client.post(
+        "/console/signup",
+        data={"email": "x@example.com", "password": PASSWORD, "confirm": PASSWORD, "csrf_token": token},
+    )
+    assert resp.status_code == 403
+    assert "/console/signup" not in text(client.get("/console/signin"))
+    with services(app).db.session_scope() as conn:
+        assert accounts.list_users(conn) == []
+
+
+def test_signup_setting_comes_from_the_environment():
+    assert load_settings(env={"GATEWAY_SIGNUP": "closed"}).signup == "closed"
+    assert load_settings(env={"GATEWAY_COOKIE_SECURE": "true"}).cookie_secure is True
+    with pytest.raises(ConfigError, match="GATEWAY_SIGNUP"):
+        load_settings(env={"GATEWAY_SIGNUP": "maybe"})
+
+
+def test_secure_cookie_when_configured(make_app):
+    app = make_app(cookie_secure=True)
+    add_user(app, "ada@example.com")
+    client = app.test_client()
+    resp = post_form(client, "/console/signin", {"email": "ada@example.com", "password": PASSWORD})
+    assert "Secure" in resp.headers["Set-Cookie"]
+
+
+def test_sign_in_refuses_wrong_password_and_unknown_email_alike(app, client):
+    add_user(app, "ada@example.com")
+    wrong = post_form(client, "/console/signin", {"email": "ada@example.com", "password": "wrong password"})
+    unknown = post_form(client, "/console/signin", {"email": "eve@example.com", "password": PASSWORD})
+    for resp in (wrong, unknown):
+        assert resp.status_code == 401 and "Wrong email or password." in text(resp)
+    assert client.get("/console/keys").status_code == 302
+
+
+def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_site(app, client):
+    add_user(app, "ada@example.com")
+    assert client.get("/console/usage").location == "/console/signin?next=/console/usage"
+    token = csrf_token(client, "/console/signin")
+    form = {"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    assert client.post("/console/signin?next=/console/usage", data=form).location == "/console/usage"
+    for evil in ("https://evil.example/", "//evil.example/console/", "/console/\\evil"):
+        client.post("/console/signout", data={"csrf_token": csrf_token(client, "/console/keys")})
+        token = csrf_token(client, "/console/signin")
+        resp = client.post(f"/console/signin?next={evil}", data={**form, "csrf_token": token})
+        assert resp.location == "/console/keys"
+
+
+def test_sign_in_is_limited_per_account_across_workers(make_app):
+    # Two apps on one store stand for two gunicorn workers (or two hosts).
+    first, second = make_app(), make_app()
+    add_user(first, "ada@example.com")
+    clients = [first.test_client(), second.test_client()]
+    for i in range(MAX_SIGNIN_ATTEMPTS):
+        resp = post_form(
+            clients[i % 2], "/console/signin", {"email": "ada@example.com", "password": f"guess {i}"}
+        )
+        assert resp.status_code == 401
+    refused = post_form(clients[1], "/console/signin", {"email": "ADA@example.com", "password": PASSWORD})
+    assert refused.status_code == 429 and "Too many sign-in attempts" in text(refused)
+    assert 0 < int(refused.headers["Retry-After"]) <= SIGNIN_WINDOW.total_seconds()
+    # Another account is not locked out by Ada's attacker.
+    add_user(first, "bo@example.com")
+    assert (
+        post_form(
+            clients[0], "/console/signin", {"email": "bo@example.com", "password": PASSWORD}
+        ).status_code
+        == 302
+    )
+    # When the window has passed, the right password works and the counter is forgotten.
+    with services(first).db.session_scope() as conn:
+        earlier = accounts.utcnow() - SIGNIN_WINDOW - timedelta(seconds=1)
+        conn.execute(update(login_attempts).values(window_started_at=earlier))
+    ok = post_form(clients[0], "/console/signin", {"email": "ada@example.com", "password": PASSWORD})
+    assert ok.status_code == 302
+    with services(first).db.session_scope() as conn:
+        assert conn.execute(select(login_attempts)).all() == []
+
+
+def test_attempt_counters_store_no_email(app, client):
+    post_form(client, "/console/signin", {"email": "ada@example.com", "password": "nope nope nope"})
+    with services(app).db.session_scope() as conn:
+        (subject,) = conn.execute(select(login_attempts.c.subject)).one()
+    assert "ada" not in subject and len(subject) == 64
+
+
+def test_every_console_form_needs_its_csrf_token(app):
+    client = signed_in(app, "ada@example.com")
+    for path, data in [
+        ("/console/keys", {"name": "x"}),
+        ("/console/signout", {}),
+        ("/console/signin", {"email": "ada@example.com", "password": PASSWORD}),
+        ("/console/signup", {"email": "n@example.com", "password": PASSWORD, "confirm": PASSWORD}),
+    ]:
+        for token in (None, "forged-token"):
+            resp = client.post(path, data=data if token is None else {**data, "csrf_token": token})
+            assert resp.status_code == 400, path
+            assert resp.mimetype == "text/html" and "CSRF" in text(resp)
+    with services(app).db.session_scope() as conn:
+        assert accounts.list_key_details(conn) == []
+    assert client.get("/console/keys").status_code == 200  # still signed in
+
+
+def test_api_keeps_bearer_auth_without_csrf_even_with_a_session_cookie(app):
+    client = signed_in(app, "ada@example.com")
+    account = make_account(app)
+    resp = client.post("/api/v1/chat/completions", json=chat(), headers=account.headers)
+    assert resp.status_code == 200 and resp.get_json()["object"] == "chat.completion"
+    # The session cookie is no credential for the API.
+    assert client.post("/api/v1/chat/completions", json=chat()).status_code == 401
+
+
+def test_sign_out_ends_the_session(app):
+    client = signed_in(app, "ada@example.com")
+    resp = client.post("/console/signout", data={"csrf_token": csrf_token(client, "/console/keys")})
+    assert resp.status_code == 302 and resp.location == "/console/signin"
+    assert client.get("/console/keys").status_code == 302
+
+
+def test_console_errors_are_pages_and_api_errors_stay_json(make_app):
+    app = make_app()
+
+    def boom() -> str:
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/console/boom", "boom", boom)
+    client = app.test_client()
+    missing = client.get("/console/nothing-here")
+    assert missing.status_code == 404 and missing.mimetype == "text/html" and "Not Found" in text(missing)
+    assert missing.headers["X-Request-Id"] in text(missing)
+    broken = client.get("/console/boom")
+    assert broken.status_code == 500 and broken.mimetype == "text/html" and "a bug" not in text(broken)
+    api = client.get("/api/v1/nothing")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"
+
+
+def test_console_pages_carry_security_headers(client):
+    resp = client.get("/console/signin")
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert "Content-Security-Policy" not in client.get("/api/v1/models").headers
+
+
+def test_secret_key_file_is_created_once_with_mode_0600(tmp_path):
+    path = tmp_path / "var" / "secret_key"
+    key = load_secret_key("", testing=False, path=path)
+    assert len(key) >= 32 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_secret_key("", testing=False, path=path) == key
+    assert load_secret_key("from-the-environment-" * 3, testing=False, path=path).startswith("from-the")
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    path.write_text("short")
+    with pytest.raises(ConfigError, match="shorter than 32"):
+        load_secret_key("", testing=False, path=path)
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET_KEY must be at least 32"):
+        load_secret_key("too-short", testing=False, path=path)
+
+
+def test_sessions_survive_between_apps_sharing_a_secret_key(make_app):
+    # Two workers (or hosts) with one GATEWAY_SECRET_KEY accept each other's sessions.
+    secret = "a-shared-secret-for-two-workers-0123456789"
+    first, second = make_app(secret_key=secret), make_app(secret_key=secret)
+    client = signed_in(first, "ada@example.com")
+    with second.test_client() as other:
+        other.set_cookie("gateway_session", client.get_cookie("gateway_session").value)
+        assert other.get("/console/keys").status_code == 200
+
+
+def test_usd_shows_micro_usd_with_up_to_six_decimals():
+    assert [usd(v) for v in (0, 1, 1_500_000, -250_000, 1_234_567_890, None)] == [
+        "$0.00",
+        "$0.000001",
+        "$1.50",
+        "-$0.25",
+        "$1,234.56789",
+        "—",
+    ]
