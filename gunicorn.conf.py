@@ -1,6 +1,7 @@
 """gunicorn settings for the gateway; GATEWAY_BIND, GATEWAY_WORKERS, GATEWAY_THREADS override."""
 
 import os
+import shutil
 
 wsgi_app = "gateway.wsgi:app"
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
@@ -41,3 +42,29 @@ logconfig_dict = {
         "gateway": {"level": "WARNING", "handlers": ["full"], "propagate": False},
     },
 }
+
+
+# prometheus-client multiprocess mode: every worker writes its samples to files in this folder and a
+# scrape of any worker reads them all. One folder per master, emptied at start, so two gateways on one
+# host never mix their numbers. It must be in the environment before workers import prometheus_client.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+    os.path.abspath("var"), "prometheus", str(os.getpid())
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -8,12 +8,14 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.accounts import KeyCache
-from gateway.blueprints import Services, admin, console, errors, health, routing
+from gateway.blueprints import Services, admin, console, errors, health, metrics, routing
 from gateway.catalog import Catalog
 from gateway.config import Settings, load_settings
 from gateway.db import Database
+from gateway.metrics import Metrics
 from gateway.relay import Relay
 from gateway.upstream import Upstream
 
@@ -41,16 +43,22 @@ def create_app(test_config: dict[str, Any] | None = None, settings: Settings | N
     catalog = Catalog(settings)
     for model in catalog.unpriced():
         log.warning("model %s has no price: it is served at zero cost", model)
+    counters = Metrics(multiprocess=bool(settings.metrics_dir))
     app.extensions["gateway"] = Services(
         settings=settings,
         db=db,
         catalog=catalog,
-        relay=Relay(settings, db, Upstream()),
+        relay=Relay(settings, db, Upstream(), observers=(metrics.MetricsObserver(counters),)),
         key_cache=KeyCache(settings.key_cache_ttl),
+        metrics=counters,
     )
+    if settings.trusted_proxies:
+        # Behind nginx: the client's address and scheme come from X-Forwarded-*, set by nginx alone.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
-    for bp in (errors.bp, health.bp, routing.bp, admin.bp):
+    for bp in (errors.bp, health.bp, routing.bp, admin.bp, metrics.bp):
         app.register_blueprint(bp)
     console.init_app(app, settings)
     return app

@@ -5,6 +5,7 @@ Everything the gateway reads from the outside world at start-up is read and vali
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -95,6 +96,10 @@ class Settings:
     signup: str = "open"  # "closed": only admins create console accounts
     cookie_secure: bool = False  # True behind HTTPS: the session cookie is never sent in clear
     secret_key: str = field(default="", repr=False)  # empty: read or create var/secret_key
+    metrics_token: str = field(default="", repr=False)  # set: /metrics wants this Bearer token
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # else: these networks may scrape
+    metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
+    trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
 
 
 def _price(where: str, raw: Any) -> Decimal:
@@ -321,6 +326,13 @@ def boolean(value: str) -> bool:
     return lowered in ("1", "true", "yes", "on")
 
 
+def networks(value: str) -> tuple[str, ...]:
+    """Read a comma-separated list of networks such as 10.0.0.0/8,127.0.0.1."""
+    return tuple(
+        str(ipaddress.ip_network(part.strip(), strict=False)) for part in value.split(",") if part.strip()
+    )
+
+
 _ENV_FIELDS = {
     "GATEWAY_DATABASE_URL": ("database_url", str),
     "DATABASE_URL": ("database_url", str),
@@ -333,6 +345,10 @@ _ENV_FIELDS = {
     "GATEWAY_SIGNUP": ("signup", signup_mode),
     "GATEWAY_COOKIE_SECURE": ("cookie_secure", boolean),
     "GATEWAY_SECRET_KEY": ("secret_key", str),
+    "GATEWAY_METRICS_TOKEN": ("metrics_token", str),
+    "GATEWAY_METRICS_ALLOW": ("metrics_allow", networks),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
+    "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
 }
 _TOML_FIELDS = {
     "database_url": str,

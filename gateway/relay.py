@@ -6,10 +6,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from gateway import billing, pricing
 from gateway.accounts import Principal, utcnow
@@ -28,6 +28,17 @@ access_log = logging.getLogger("gateway.access")
 IMAGE_TOKENS = 2000  # an image part can cost far more tokens than the bytes of its URL
 
 
+@dataclass
+class Timing:
+    """Where a request's time went, filled in as it runs: the rest is the gateway's own overhead."""
+
+    upstream_s: float = 0.0  # waiting on the upstream: connecting, its answer, each streamed read
+    client_s: float = 0.0  # streams: handing each chunk to the client's socket
+
+    def overhead_s(self, elapsed: float) -> float:
+        return max(0.0, elapsed - self.upstream_s - self.client_s)
+
+
 @dataclass(frozen=True)
 class Call:
     """Everything the relay needs about one authorised, validated request."""
@@ -40,6 +51,7 @@ class Call:
     stream: bool
     started: float  # time.monotonic() when the request arrived
     operation: str = CHAT  # CHAT, COMPLETIONS or EMBEDDINGS (providers.base)
+    timing: Timing = field(default_factory=Timing, compare=False)
 
     @property
     def client_usage(self) -> bool:
@@ -57,7 +69,12 @@ class Call:
         return self.target.model.max_output_tokens or self.target.provider.max_tokens or default
 
 
-Observer = Callable[["Call", UsageRecord], None]  # told of every settled request, e.g. metrics
+class Observer(Protocol):
+    """Told of every settled request and of streams opening and closing (e.g. metrics)."""
+
+    def settled(self, call: Call, record: UsageRecord) -> None: ...
+
+    def streams_changed(self, delta: int) -> None: ...
 
 
 def _outcome(exc: BaseException) -> str:
@@ -98,13 +115,16 @@ class Relay:
         status, outcome, usage = 500, "gateway_error", None
         try:
             adapter = call.target.adapter
-            resp = self.upstream.send(
-                adapter.build_request(call.body, call.target.model.upstream_id, False, call.operation)
-            )
+            request = adapter.build_request(call.body, call.target.model.upstream_id, False, call.operation)
+            sent = time.monotonic()
             try:
-                raw = resp.read(self.settings.max_upstream_body_bytes)
+                resp = self.upstream.send(request)
+                try:
+                    raw = resp.read(self.settings.max_upstream_body_bytes)
+                finally:
+                    resp.close()
             finally:
-                resp.close()
+                call.timing.upstream_s += time.monotonic() - sent
             if resp.status >= 400:
                 raise adapter.parse_error(resp.status, raw, resp.headers)
             completion = adapter.parse_response(raw, call.target.public_id, call.operation)
@@ -125,9 +145,12 @@ class Relay:
         """Open the upstream stream; errors before its first byte raise here, with their status."""
         adapter = call.target.adapter
         try:
-            resp = self.upstream.send(
-                adapter.build_request(call.body, call.target.model.upstream_id, True, call.operation)
-            )
+            request = adapter.build_request(call.body, call.target.model.upstream_id, True, call.operation)
+            sent = time.monotonic()
+            try:
+                resp = self.upstream.send(request)
+            finally:
+                call.timing.upstream_s += time.monotonic() - sent
             if resp.status >= 400:
                 try:
                     raw = resp.read(self.settings.max_upstream_body_bytes)
@@ -143,6 +166,7 @@ class Relay:
         translator = adapter.translator(
             call.target.public_id, call.target.model.upstream_id, call.client_usage
         )
+        self.notify("streams_changed", 1)
         return StreamRelay(self, call, hold, resp, translator)
 
     def settle(
@@ -175,12 +199,15 @@ class Relay:
                 log.exception("settling request %s failed (try %d of 3)", call.request_id, attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
         _log_request(call, record)
-        for observe in self.observers:
-            try:
-                observe(call, record)
-            except Exception:  # observability fails open: never fail a settled request
-                log.exception("an observer failed on request %s", call.request_id)
+        self.notify("settled", call, record)
         self.sweep_if_due()
+
+    def notify(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # observability fails open: it never fails a request
+                log.exception("an observer failed on %s", event)
 
     def sweep_if_due(self) -> None:
         """Release holds of dead workers, at most once a minute per process; no cron needed."""
@@ -217,6 +244,8 @@ def _log_request(call: Call, record: UsageRecord) -> None:
         "estimated": record.estimated,
         "latency_ms": record.latency_ms,
         "ttfb_ms": record.ttfb_ms,
+        "upstream_ms": round(call.timing.upstream_s * 1000, 2),
+        "overhead_ms": round(call.timing.overhead_s(record.latency_ms / 1000) * 1000, 2),
     }
     access_log.info(json.dumps(line))
 
@@ -246,14 +275,23 @@ class StreamRelay:
         return self._gen
 
     def _relay(self) -> Iterator[bytes]:
-        decoder, translator = Decoder(), self.translator
+        decoder, translator, timing = Decoder(), self.translator, self.call.timing
+        chunks = self.resp.chunks()
         try:
-            for data in self.resp.chunks():
+            while True:
+                waited = time.monotonic()
+                data = next(chunks, None)
+                ready = time.monotonic()
+                timing.upstream_s += ready - waited
+                if data is None:
+                    break
                 for event in decoder.feed(data):
                     out = translator.feed(event)
                     if out:
-                        self.first_byte = self.first_byte or time.monotonic()
+                        self.first_byte = self.first_byte or ready
+                        handed = time.monotonic()
                         yield b"".join(out)
+                        timing.client_s += time.monotonic() - handed
             tail = [b for event in decoder.flush() for b in translator.feed(event)]
             yield b"".join(tail + translator.finish())
             self.outcome = "ok"
@@ -275,6 +313,7 @@ class StreamRelay:
             return
         self._closed = True
         self.resp.close()
+        self.relay.notify("streams_changed", -1)
         usage = self.translator.usage or Usage(
             prompt_tokens=pricing.estimate_tokens(self.call.raw_size),
             completion_tokens=pricing.estimate_tokens(self.translator.relayed_bytes),

@@ -10,6 +10,7 @@ from gateway.accounts import KeyCache
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.db import Database
+from gateway.metrics import Metrics
 from gateway.relay import Relay
 
 
@@ -20,6 +21,7 @@ class Services:
     catalog: Catalog
     relay: Relay
     key_cache: KeyCache
+    metrics: Metrics
 
 
 def services() -> Services:
