@@ -109,6 +109,27 @@ def users_create(email: str, admin: bool, unlimited: bool) -> None:
     click.echo(f"created user {user_id} ({email.strip().lower()})")
 
 
+@users.command("password")
+@click.argument("email")
+@click.password_option(help="The new password (asked twice when not given).")
+def users_password(email: str, password: str) -> None:
+    """Set a user's console password: how the first admin gets in when sign-up is closed."""
+    from gateway import logins
+    from gateway.blueprints.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
+
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise click.BadParameter(
+            f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", param_hint="password"
+        )
+    if password.strip().lower() == email.strip().lower():
+        raise click.BadParameter("the password must not be the email address", param_hint="password")
+    password_hash = hash_password(password)
+    with _store() as conn:
+        user = _user(conn, email)
+        logins.set_password_hash(conn, user["id"], password_hash)
+    click.echo(f"password set for {user['email']}; they can sign in at /console/signin")
+
+
 @users.command("show")
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")

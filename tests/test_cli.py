@@ -14,6 +14,7 @@ from gateway.billing import Hold
 from gateway.cli import main
 from gateway.models import api_keys, holds, ledger_entries, usage_records, users
 from tests.conftest import chat, services
+from tests.test_console import csrf_token
 
 PRICED = {"priced": {"type": "mock", "models": {"echo": {"input_price": 1.0, "output_price": 2.0}}}}
 
@@ -275,3 +276,22 @@ def test_holds_sweep_releases_stale_holds(cli, app):
         assert conn.execute(select(func.count()).select_from(holds)).scalar_one() == 0
         outcome = conn.execute(select(usage_records.c.outcome)).scalar_one()
     assert outcome == "abandoned"
+
+
+def test_users_password_lets_the_first_admin_sign_in_to_the_console(cli, app):
+    cli("users", "create", "root@example.com", "--admin")
+    cli("users", "password", "root@example.com", "--password", "short", status=2)
+    cli("users", "password", "root@example.com", "--password", "root@example.com", status=2)
+    out = cli("users", "password", "root@example.com", "--password", "a long enough secret").stdout
+    assert "password set" in out and "a long enough secret" not in out
+    with services(app).db.session_scope() as conn:
+        stored = conn.execute(
+            select(users.c.password_hash).where(users.c.email == "root@example.com")
+        ).scalar_one()
+    assert stored.startswith("scrypt:") and "a long enough secret" not in stored
+    client = app.test_client()
+    token = csrf_token(client, "/console/signin")
+    form = {"email": "root@example.com", "password": "a long enough secret", "csrf_token": token}
+    resp = client.post("/console/signin", data=form)
+    assert resp.status_code == 302
+    assert client.get("/console/admin/users").status_code == 200
