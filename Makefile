@@ -26,12 +26,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
-	$(BIN)/ruff format --check gateway tests
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix gateway tests
-	$(BIN)/ruff format gateway tests
+	$(BIN)/ruff check --fix gateway tests bench
+	$(BIN)/ruff format gateway tests bench
 
 ## Measure the gateway's overhead against a direct baseline; results under var/bench/ (issue 7).
 ## DATABASE_URL=postgresql://... benchmarks PostgreSQL (in a throwaway schema); SOAK=1800 adds a soak.
