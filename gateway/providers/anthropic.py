@@ -17,6 +17,7 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
     unsupported,
 )
 from gateway.providers.messages import arguments_of, text_of
@@ -52,13 +53,11 @@ def usage_from(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
 
-    def count(name: str) -> int:
-        value = raw.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-    cache_read = count("cache_read_input_tokens")
-    prompt = count("input_tokens") + count("cache_creation_input_tokens") + cache_read
-    return Usage(prompt_tokens=prompt, completion_tokens=count("output_tokens"), cached_tokens=cache_read)
+    cache_read = token_count(raw, "cache_read_input_tokens")
+    prompt = token_count(raw, "input_tokens") + token_count(raw, "cache_creation_input_tokens") + cache_read
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=token_count(raw, "output_tokens"), cached_tokens=cache_read
+    )
 
 
 def _image(part: dict[str, Any], where: str) -> dict[str, Any]:

@@ -26,6 +26,12 @@ class Usage:
     estimated: bool = False
 
 
+def token_count(raw: dict[str, Any], name: str) -> int:
+    """Read one token count from an upstream usage object: a positive integer, else 0."""
+    value = raw.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 @dataclass(frozen=True)
 class UpstreamRequest:
     provider: str

@@ -22,6 +22,7 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    token_count,
     unsupported,
 )
 from gateway.providers.messages import arguments_of, text_of
@@ -64,15 +65,11 @@ def usage_from(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
 
-    def count(name: str) -> int:
-        value = raw.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-    thoughts = count("thoughtsTokenCount")
+    thoughts = token_count(raw, "thoughtsTokenCount")
     return Usage(
-        prompt_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),
-        completion_tokens=count("candidatesTokenCount") + thoughts,
-        cached_tokens=count("cachedContentTokenCount"),
+        prompt_tokens=token_count(raw, "promptTokenCount") + token_count(raw, "toolUsePromptTokenCount"),
+        completion_tokens=token_count(raw, "candidatesTokenCount") + thoughts,
+        cached_tokens=token_count(raw, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
