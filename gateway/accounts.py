@@ -171,32 +171,6 @@ def create_key(
     return key_id, minted
 
 
-def list_keys(conn: Connection, user_id: int | None = None) -> list[Any]:
-    """Return key rows (never a secret: only the hash and prefix are stored)."""
-    query = (
-        select(
-            api_keys.c.id,
-            api_keys.c.name,
-            api_keys.c.prefix,
-            api_keys.c.created_at,
-            api_keys.c.last_used_at,
-            api_keys.c.revoked_at,
-            api_keys.c.disabled,
-            api_keys.c.expires_at,
-            api_keys.c.limit_micros,
-            api_keys.c.spent_micros,
-            api_keys.c.held_micros,
-            api_keys.c.allowed_models,
-            users.c.email,
-        )
-        .join(users, users.c.id == api_keys.c.user_id)
-        .order_by(api_keys.c.id)
-    )
-    if user_id is not None:
-        query = query.where(api_keys.c.user_id == user_id)
-    return list(conn.execute(query))
-
-
 def revoke_key(conn: Connection, id_or_prefix: str, user_id: int | None = None) -> int:
     """Revoke keys by id or display prefix; return how many were revoked."""
     match = (
