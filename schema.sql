@@ -10,7 +10,10 @@ CREATE TABLE IF NOT EXISTS users (
     unlimited      BOOLEAN NOT NULL DEFAULT false,
     balance_micros BIGINT NOT NULL DEFAULT 0,
     held_micros    BIGINT NOT NULL DEFAULT 0,   -- sum of open holds
-    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
+    tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
+    max_concurrent INTEGER                      -- requests in flight; NULL = no limit
 );
 
 -- Only the SHA-256 of a key and a short display prefix are stored, never the key.
@@ -28,7 +31,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at     TIMESTAMP WITH TIME ZONE,
     revoked_at     TIMESTAMP WITH TIME ZONE,
     last_used_at   TIMESTAMP WITH TIME ZONE,
-    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
+    tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
+    max_concurrent INTEGER                      -- requests in flight; NULL = no limit
 );
 CREATE INDEX IF NOT EXISTS ix_api_keys_user_id ON api_keys (user_id);
 
@@ -83,4 +89,13 @@ CREATE TABLE IF NOT EXISTS login_attempts (
     subject           VARCHAR(64) NOT NULL UNIQUE,
     attempts          INTEGER NOT NULL DEFAULT 0,
     window_started_at TIMESTAMP WITH TIME ZONE NOT NULL
+);
+
+-- Each rate-limited subject's current one-minute window ('key:12', 'user:3'), reset in place.
+CREATE TABLE IF NOT EXISTS rate_limit_windows (
+    id                BIGSERIAL PRIMARY KEY,
+    subject           VARCHAR(64) NOT NULL UNIQUE,
+    window_minute     BIGINT NOT NULL,           -- minutes since the Unix epoch
+    requests          INTEGER NOT NULL DEFAULT 0,
+    tokens            BIGINT NOT NULL DEFAULT 0
 );

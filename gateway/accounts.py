@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway import keys
+from gateway import keys, ratelimit
 from gateway.errors import GatewayError, InvalidRequestError, NotFoundError
 from gateway.models import api_keys, users
 
@@ -42,6 +42,7 @@ class Principal:
     is_admin: bool
     allowed_models: frozenset[str] | None
     expires_at: datetime | None
+    limits: tuple[ratelimit.Limit, ...] = ()  # empty: no rate-limit work on the hot path
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
@@ -59,6 +60,8 @@ def find_principal(conn: Connection, key_hash: str) -> Principal | None:
             users.c.id.label("user_id"),
             users.c.email,
             users.c.is_admin,
+            *(api_keys.c[name] for name in ratelimit.FIELDS),
+            *(users.c[name].label("user_" + name) for name in ratelimit.FIELDS),
         )
         .join(users, users.c.id == api_keys.c.user_id)
         .where(
@@ -76,6 +79,7 @@ def find_principal(conn: Connection, key_hash: str) -> Principal | None:
         is_admin=row.is_admin,
         allowed_models=allowed,
         expires_at=as_utc(row.expires_at),
+        limits=ratelimit.limits_of(row),
     )
 
 
@@ -200,6 +204,7 @@ _USER_COLUMNS = (
     users.c.balance_micros,
     users.c.held_micros,
     users.c.created_at,
+    *(users.c[name] for name in ratelimit.FIELDS),
 )
 
 
@@ -243,6 +248,7 @@ def _user_json(row: Any) -> dict[str, Any]:
         "held_micros": row.held_micros,
         "available_micros": row.balance_micros - row.held_micros,
         "created_at": _iso(row.created_at),
+        **{name: row._mapping[name] for name in ratelimit.FIELDS},
     }
 
 
@@ -293,6 +299,7 @@ def _key_json(row: Any, now: datetime) -> dict[str, Any]:
         "revoked_at": _iso(row.revoked_at),
         "last_used_at": _iso(row.last_used_at),
         "created_at": _iso(row.created_at),
+        **{name: row._mapping[name] for name in ratelimit.FIELDS},
     }
 
 
@@ -315,6 +322,7 @@ def list_key_details(
             api_keys.c.revoked_at,
             api_keys.c.last_used_at,
             api_keys.c.created_at,
+            *(api_keys.c[name] for name in ratelimit.FIELDS),
             users.c.email,
         )
         .join(users, users.c.id == api_keys.c.user_id)

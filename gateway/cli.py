@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gateway import accounts, billing, usage
+from gateway import accounts, billing, ratelimit, usage
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.db import Database
 from gateway.errors import GatewayError
@@ -67,6 +67,29 @@ def _user(conn: Any, email: str) -> dict[str, Any]:
     if not found:
         raise click.ClickException(f"no user {email}; create it with gateway users create")
     return found[0]
+
+
+def _limit(value: str) -> int | None:
+    if value.lower() == "none":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is not a positive whole number or 'none'")
+    return int(value)
+
+
+def _rate_limit_options(command: Any) -> Any:
+    """Add --rpm, --tpm and --concurrency: a positive number, or 'none' to clear the limit."""
+    for flag, field in (("--concurrency", "max_concurrent"), ("--tpm", "tpm_limit"), ("--rpm", "rpm_limit")):
+        what = {"rpm_limit": "Requests per minute", "tpm_limit": "Tokens per minute"}.get(
+            field, "Requests in flight at once"
+        )
+        command = click.option(flag, field, default=None, help=f"{what} ('none': no limit).")(command)
+    return command
+
+
+def _set_limits(conn: Any, kind: str, subject_id: int, options: dict[str, str | None]) -> None:
+    values = {name: _limit(value) for name, value in options.items() if value is not None}
+    ratelimit.set_limits(conn, kind, subject_id, **values)
 
 
 def _echo_json(data: Any) -> None:
@@ -193,8 +216,14 @@ def keys() -> None:
 @click.option("--limit", default=None, help="Spend limit of this key, in USD.")
 @click.option("--expires", default=None, help="Expiry date (ISO 8601, UTC).")
 @click.option("--models", default=None, help="Comma-separated provider:model ids it may use.")
+@_rate_limit_options
 def keys_create(
-    name: str, email: str | None, limit: str | None, expires: str | None, models: str | None
+    name: str,
+    email: str | None,
+    limit: str | None,
+    expires: str | None,
+    models: str | None,
+    **limits: str | None,
 ) -> None:
     """Create a key and print it once, as the last line."""
     limit_micros = None if limit is None else _micros(limit, negative=False)
@@ -209,6 +238,7 @@ def keys_create(
             expires_at=expires_at,
             allowed_models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
         )
+        _set_limits(conn, "key", key_id, limits)
     click.echo(f"created key {key_id} ({minted.prefix}…); it is shown once, store it now:", err=True)
     click.echo(minted.secret)
 
@@ -232,6 +262,26 @@ def keys_list(email: str | None, as_json: bool) -> None:
             f"{k['id']:>5}  {k['prefix'] + '…':<12} {k['state']:<8} {k['email']:<28}"
             f" {_usd(k['spent_micros']):>14} {_usd(k['limit_micros']):>14}  {k['name']}"
         )
+
+
+@keys.command("limits")
+@click.argument("key_id", type=int)
+@_rate_limit_options
+def keys_limits(key_id: int, **limits: str | None) -> None:
+    """Set a key's rate limits; running gateways apply them within the key cache's lifetime."""
+    with _store() as conn:
+        _set_limits(conn, "key", key_id, limits)
+    click.echo(f"key {key_id}: " + ", ".join(f"{k}={v}" for k, v in limits.items() if v is not None))
+
+
+@users.command("limits")
+@click.argument("email")
+@_rate_limit_options
+def users_limits(email: str, **limits: str | None) -> None:
+    """Set a user's rate limits, shared by all of the user's keys."""
+    with _store() as conn:
+        _set_limits(conn, "user", _user(conn, email)["id"], limits)
+    click.echo(f"{email}: " + ", ".join(f"{k}={v}" for k, v in limits.items() if v is not None))
 
 
 @keys.command("revoke")

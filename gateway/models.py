@@ -34,6 +34,11 @@ def _created_at() -> Column:
     )
 
 
+def _rate_limits() -> list[Column]:
+    """Requests and tokens per minute and concurrent requests; NULL means no limit."""
+    return [Column("rpm_limit", Integer), Column("tpm_limit", BigInteger), Column("max_concurrent", Integer)]
+
+
 users = Table(
     "users",
     metadata,
@@ -45,6 +50,7 @@ users = Table(
     Column("balance_micros", BigInteger, nullable=False, server_default=text("0")),
     Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
     _created_at(),
+    *_rate_limits(),
 )
 
 api_keys = Table(
@@ -64,6 +70,7 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
     _created_at(),
+    *_rate_limits(),
 )
 
 # One row per request in flight: the worst-case amount held on the user and the key.
@@ -123,4 +130,16 @@ login_attempts = Table(
     Column("subject", String(64), nullable=False, unique=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("window_started_at", DateTime(timezone=True), nullable=False),
+)
+
+# Each rate-limited subject's current one-minute window ("key:12", "user:3"): one row a subject,
+# reset in place when a new minute starts, so the table never grows with time.
+rate_limit_windows = Table(
+    "rate_limit_windows",
+    metadata,
+    _id(),
+    Column("subject", String(64), nullable=False, unique=True),
+    Column("window_minute", BigInteger, nullable=False),  # minutes since the Unix epoch
+    Column("requests", Integer, nullable=False, server_default=text("0")),
+    Column("tokens", BigInteger, nullable=False, server_default=text("0")),
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway import accounts, billing, usage
+from gateway import accounts, billing, ratelimit, usage
 from gateway.blueprints import services
 from gateway.blueprints.auth import authenticate
 from gateway.blueprints.routing import read_json_body
@@ -125,6 +125,19 @@ def _limit_micros(body: dict[str, Any]) -> tuple[int | None, str]:
     if limit is not None and limit < 0:
         raise InvalidRequestError(f"'{name}' must not be negative.", param=name)
     return limit, name
+
+
+def _rate_limits(body: dict[str, Any]) -> dict[str, int | None]:
+    """Read the rate limits given in the body: each a positive integer, or null for no limit."""
+    found: dict[str, int | None] = {}
+    for name in ratelimit.FIELDS:
+        if name in body:
+            value, high = body[name], 2**62 if name == "tpm_limit" else 2**31 - 1
+            wrong = isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high
+            if value is not None and wrong:
+                raise InvalidRequestError(f"'{name}' must be a positive integer or null.", param=name)
+            found[name] = value
+    return found
 
 
 def _query_int(name: str, low: int, high: int) -> int | None:
@@ -247,8 +260,8 @@ def revoke_key(key_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/keys/<{ID}:key_id>")
 def update_key(key_id: int) -> dict[str, Any]:
-    """Change a key's name, limit, disabled flag, expiry or allowed models."""
-    body = _body("name", "limit_usd", "limit_micros", "disabled", "expires_at", "models")
+    """Change a key's name, limit, disabled flag, expiry, allowed models or rate limits."""
+    body = _body("name", "limit_usd", "limit_micros", "disabled", "expires_at", "models", *ratelimit.FIELDS)
     changes: dict[str, Any] = {}
     if "name" in body:
         changes["name"] = _text(body, "name", 200)
@@ -263,8 +276,22 @@ def update_key(key_id: int) -> dict[str, Any]:
     svc = services()
     with svc.db.session_scope() as conn:
         accounts.update_key(conn, key_id, **changes)
+        ratelimit.set_limits(conn, "key", key_id, **_rate_limits(body))
         updated = accounts.get_key(conn, key_id)
-    svc.key_cache.clear()  # cached principals carry the old expiry and model list
+    svc.key_cache.clear()  # cached principals carry the old expiry, model list and rate limits
+    return updated
+
+
+@bp.patch(f"/users/<{ID}:user_id>")
+def update_user(user_id: int) -> dict[str, Any]:
+    """Change a user's rate limits, which all of the user's keys share."""
+    limits = _rate_limits(_body(*ratelimit.FIELDS))
+    svc = services()
+    with svc.db.session_scope() as conn:
+        accounts.get_user(conn, user_id)
+        ratelimit.set_limits(conn, "user", user_id, **limits)
+        updated = accounts.get_user(conn, user_id)
+    svc.key_cache.clear()
     return updated
 
 
