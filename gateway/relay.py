@@ -6,12 +6,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from gateway import billing, pricing
+from gateway import billing, pricing, ratelimit
 from gateway.accounts import Principal, utcnow
 from gateway.billing import Hold, UsageRecord
 from gateway.catalog import Target
@@ -97,17 +97,18 @@ class Relay:
         self._next_sweep = 0.0
 
     def reserve(self, call: Call, prompt_bytes: int, images: int) -> Hold:
-        """Hold the call's worst-case cost; raises insufficient_quota when it cannot be covered."""
-        amount = pricing.worst_case_micros(
-            call.target.model,
-            prompt_bytes + images * IMAGE_TOKENS,
-            call.max_output(self.settings.default_max_tokens),
-        )
+        """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
+        prompt_tokens = prompt_bytes + images * IMAGE_TOKENS  # a token is never shorter than a byte
+        max_output = call.max_output(self.settings.default_max_tokens)
+        amount = pricing.worst_case_micros(call.target.model, prompt_tokens, max_output)
         hold = Hold(
             call.request_id, call.principal.user_id, call.principal.key_id, call.target.public_id, amount
         )
         with self.db.session_scope() as conn:
-            billing.reserve(conn, hold, utcnow())
+            now = utcnow()
+            if call.principal.limits:  # rate limits: same transaction, so the hold counts as in flight
+                ratelimit.admit(conn, call.principal.limits, prompt_tokens + max_output, now)
+            billing.reserve(conn, hold, now)
         return hold
 
     def complete(self, call: Call, hold: Hold) -> bytes:
@@ -275,6 +276,17 @@ class StreamRelay:
         return self._gen
 
     def _relay(self) -> Iterator[bytes]:
+        try:
+            last = yield from self._events()
+            # Settle before the last bytes: a client that has seen [DONE] or the error event can
+            # already find its usage row, and a disconnect at this point changes nothing.
+            self._finish()
+            yield last
+        finally:
+            self._finish()  # the client went away mid-stream, or the generator failed
+
+    def _events(self) -> Generator[bytes, None, bytes]:
+        """Yield each translated event as it completes; return the stream's last bytes."""
         decoder, translator, timing = Decoder(), self.translator, self.call.timing
         chunks = self.resp.chunks()
         try:
@@ -293,15 +305,14 @@ class StreamRelay:
                         yield b"".join(out)
                         timing.client_s += time.monotonic() - handed
             tail = [b for event in decoder.flush() for b in translator.feed(event)]
-            yield b"".join(tail + translator.finish())
+            last = b"".join(tail + translator.finish())
             self.outcome = "ok"
+            return last
         except GatewayError as exc:
             # Past the first byte the status is fixed: one in-band error event, then the end.
             self.outcome = _outcome(exc)
             error = {"error": exc.to_error(), "request_id": self.call.request_id}
-            yield encode_data(json.dumps(error).encode())
-        finally:
-            self._finish()
+            return encode_data(json.dumps(error).encode())
 
     def close(self) -> None:
         if self._gen is not None:

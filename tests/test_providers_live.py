@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -132,11 +133,20 @@ def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
         yield sdk
 
 
-def usage_row(gateway: GatewayServer, request_id: str):
+def usage_row(gateway: GatewayServer, request_id: str, timeout: float = 5.0):
+    """Return the request's usage row, waiting for it: the SDK stops reading at the upstream's [DONE],
+    which the gateway relays the moment it arrives, a few milliseconds before it settles."""
     engine = create_engine(gateway.database_url)
+    deadline = time.monotonic() + timeout
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(usage_records).where(usage_records.c.request_id == request_id)).all()
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(usage_records).where(usage_records.c.request_id == request_id)
+                ).all()
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
     finally:
         engine.dispose()
     assert len(rows) == 1, rows

@@ -356,3 +356,17 @@ def test_upstream_secret_and_client_key_never_reach_the_gateway_log(live):
     assert "status-500" in log or "upstream" in log, "the log is empty: this test would prove nothing"
     assert SECRET not in log
     assert live.gateway.key not in log
+
+
+def test_the_usage_row_exists_once_the_client_has_the_error_event(live):
+    """After an in-band error the gateway settles before sending the event: a client that stops
+    reading there, as the openai SDK does, finds its usage row at once, without polling."""
+    body = {"model": "fake:error-event", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}
+    url, headers = live.gateway.api_base + "/chat/completions", live.gateway.headers
+    for _ in range(20):  # a settlement after the last event would lose this race some of the time
+        with requests.post(url, json=body, headers=headers, stream=True, timeout=10) as resp:
+            for line in resp.iter_lines():
+                if line.startswith(b'data: {"error"'):
+                    break  # stop here, before the body's end, like the SDK
+            rows = live.usage_rows(resp.headers["X-Request-Id"])
+            assert [row.outcome for row in rows] == ["upstream_error"]
