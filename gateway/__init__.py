@@ -25,7 +25,8 @@ log = logging.getLogger("gateway")
 
 def _assign_request_id() -> None:
     given = request.headers.get("X-Request-Id", "")
-    g.request_id = given if _REQUEST_ID.match(given) else "req_" + uuid.uuid4().hex
+    # fullmatch: match() lets "$" accept a trailing newline, which would then be echoed into a header.
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else "req_" + uuid.uuid4().hex
 
 
 def _echo_request_id(resp: Response) -> Response:

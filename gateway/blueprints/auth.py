@@ -37,7 +37,9 @@ class SignInThrottledError(GatewayError):
 def authenticate() -> Principal:
     """Return the principal behind the request's Bearer key, or raise invalid_api_key."""
     header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.strip().partition(" ")
+    # RFC 9110 lets a tab separate the scheme from the credentials as well as spaces (RWS); without
+    # this, "Bearer<TAB>sk-..." with a right key was refused.
+    scheme, _, secret = header.replace("\t", " ").strip().partition(" ")
     secret = secret.strip()
     if not header:
         raise AuthenticationError("You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.")
