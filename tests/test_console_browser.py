@@ -118,11 +118,21 @@ class Page:
 
     def submit(self, css: str, then: str) -> None:
         """Click a submit button and wait for the next page, which has the element `then`."""
+        from selenium.common.exceptions import WebDriverException
+
         old = self.find("html")
         self.find(css).click()
-        from selenium.webdriver.support import expected_conditions as ec
 
-        self.wait.until(ec.staleness_of(old))
+        def left(_driver) -> bool:
+            # The old page is gone once its root cannot be read. chromedriver reports that as a
+            # stale element, or mid-navigation as "Node … does not belong to the document".
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        self.wait.until(left)
         self.find(then)
 
     def shoot(self, name: str) -> None:
