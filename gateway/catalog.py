@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.config import ModelConfig, ProviderConfig, Settings
+from gateway.config import Settings
 from gateway.errors import ModelNotFoundError
+from gateway.provider_config import ModelConfig, ProviderConfig
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.azure import AzureAdapter
 from gateway.providers.base import Adapter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from decimal import ROUND_CEILING, Decimal
 
-from gateway.config import ModelConfig
+from gateway.provider_config import ModelConfig
 from gateway.providers.base import Usage
 
 

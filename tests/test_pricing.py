@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.config import ModelConfig
 from gateway.pricing import cost_micros, estimate_tokens, worst_case_micros
+from gateway.provider_config import ModelConfig
 from gateway.providers.base import Usage
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamError, UpstreamStatusError
+from gateway.provider_config import ProviderConfig
 from gateway.sse import Event
 
 CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from gateway.config import ModelConfig, ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
+from gateway.provider_config import ModelConfig, ProviderConfig
 from gateway.providers.anthropic import AnthropicAdapter
 from tests.providers import golden
 

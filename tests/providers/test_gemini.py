@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from gateway.config import ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
+from gateway.provider_config import ProviderConfig
 from gateway.providers.base import EMBEDDINGS
 from gateway.providers.gemini import GeminiAdapter
 from tests.providers import golden

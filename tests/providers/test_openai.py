@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ProviderConfig
 from gateway.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError, UpstreamStatusError
+from gateway.provider_config import ProviderConfig
 from gateway.providers.openai import OpenAIAdapter
 from gateway.sse import Decoder
 

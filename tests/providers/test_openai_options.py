@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.config import ProviderConfig
+from gateway.provider_config import ProviderConfig
 from gateway.providers.azure import AzureAdapter
 from gateway.providers.base import COMPLETIONS, EMBEDDINGS
 from gateway.providers.openai import OpenAIAdapter

@@ -1,0 +1,278 @@
+"""The [providers] and [aliases] tables: each provider's wire format, credentials, options and models.
+
+Validated once at start-up; every mistake is a ConfigError that names the key and says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+PROVIDER_TYPES = ("openai", "azure", "anthropic", "gemini", "mock")
+AUTH_STYLES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "none")
+OPERATIONS = ("chat", "completions", "embeddings", "models")
+REASONING_FIELDS = ("reasoning_content", "reasoning", "none")
+# How each type authenticates unless the provider table says otherwise.
+DEFAULT_AUTH = {
+    "openai": "bearer",
+    "azure": "api-key",
+    "anthropic": "x-api-key",
+    "gemini": "x-goog-api-key",
+    "mock": "none",
+}
+DEFAULT_API_VERSION = {"azure": "2024-10-21", "anthropic": "2023-06-01"}
+_COMMON_KEYS = {"type", "base_url", "api_key", "models", "connect_timeout", "read_timeout", "auth", "headers"}
+# Options that only make sense for some wire formats; anything else is refused by name.
+_TYPE_KEYS = {
+    "openai": {"paths", "drop_params", "rename_params", "developer_role", "reasoning_field", "stream_usage"},
+    "azure": {"paths", "drop_params", "rename_params", "developer_role", "stream_usage", "api_version"},
+    "anthropic": {"api_version", "max_tokens"},
+    "gemini": set(),
+    "mock": set(),
+}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    upstream_id: str
+    input_price: Decimal = Decimal(0)  # USD per million prompt tokens
+    output_price: Decimal = Decimal(0)  # USD per million completion tokens
+    cached_input_price: Decimal | None = None  # USD per million cached prompt tokens
+    max_output_tokens: int | None = None  # reservation cap when the client sets none
+    context_length: int | None = None  # shown by GET /models; not enforced
+    priced: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    models: tuple[ModelConfig, ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 300.0
+    auth: str = "bearer"  # how the api_key is sent: one of AUTH_STYLES
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # extra static headers
+    paths: tuple[tuple[str, str], ...] = ()  # operation -> path under base_url, when not the usual
+    drop_params: tuple[str, ...] = ()  # request fields removed before sending
+    rename_params: tuple[tuple[str, str], ...] = ()  # request fields renamed before sending
+    developer_role: str = "developer"  # "system": send developer messages as system messages
+    reasoning_field: str = "reasoning_content"  # the upstream's name for reasoning text
+    stream_usage: bool = True  # send stream_options.include_usage when streaming
+    api_version: str = ""  # Azure's api-version query, Anthropic's anthropic-version header
+    max_tokens: int | None = None  # output cap sent when the client sets none (Anthropic needs one)
+
+    def path(self, operation: str, default: str) -> str:
+        """Return the path of an operation under base_url."""
+        return dict(self.paths).get(operation, default)
+
+
+def _price(where: str, raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(f"{where}: price must be a number of USD per million tokens")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: price {raw!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{where}: price must be a finite number >= 0, got {raw!r}")
+    return value
+
+
+def _expand(where: str, raw: Any, env: dict[str, str]) -> str:
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where} must be a string")
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{where} uses ${{{name}}}, but {name} is not set in the environment")
+        return env[name]
+
+    return _VAR.sub(sub, raw)
+
+
+def _model(provider: str, name: str, raw: Any) -> ModelConfig:
+    where = f"providers.{provider}.models.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - {
+        "upstream_id",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "max_output_tokens",
+        "context_length",
+    }
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    upstream_id = raw.get("upstream_id", name)
+    if not isinstance(upstream_id, str) or not upstream_id:
+        raise ConfigError(f"{where}.upstream_id must be a non-empty string")
+    cap = _optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
+    cached = raw.get("cached_input_price")
+    return ModelConfig(
+        name=name,
+        upstream_id=upstream_id,
+        input_price=_price(f"{where}.input_price", raw.get("input_price", 0)),
+        output_price=_price(f"{where}.output_price", raw.get("output_price", 0)),
+        cached_input_price=None if cached is None else _price(f"{where}.cached_input_price", cached),
+        max_output_tokens=cap,
+        context_length=_optional_count(f"{where}.context_length", raw.get("context_length")),
+        priced="input_price" in raw or "output_price" in raw,
+    )
+
+
+def _optional_count(where: str, raw: Any) -> int | None:
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
+        raise ConfigError(f"{where} must be a positive integer")
+    return raw
+
+
+def _timeout(where: str, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        raise ConfigError(f"{where} must be a positive number of seconds")
+    return float(raw)
+
+
+def _choice(where: str, raw: Any, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise ConfigError(f"{where} {raw!r} is unknown; use one of {', '.join(choices)}")
+    return raw
+
+
+def _strings(where: str, raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise ConfigError(f'{where} must be an array of names, e.g. ["logit_bias", "user"]')
+    return tuple(raw)
+
+
+def _table(where: str, raw: Any, env: dict[str, str], example: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
+        raise ConfigError(f"{where} must be a table of strings, e.g. {example}")
+    return tuple((k, _expand(f"{where}.{k}", v, env)) for k, v in raw.items())
+
+
+def _paths(where: str, raw: Any, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    paths = _table(where, raw, env, '{ chat = "/api/chat/completions" }')
+    for operation, path in paths:
+        _choice(f"{where}: operation", operation, OPERATIONS)
+        if not path.startswith("/"):
+            raise ConfigError(f"{where}.{operation} must start with '/', got {path!r}")
+    return paths
+
+
+def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Validate the per-type options of one provider table."""
+    unknown = set(raw) - _COMMON_KEYS - _TYPE_KEYS[kind]
+    if unknown:
+        others = sorted(k for k in unknown if any(k in keys for keys in _TYPE_KEYS.values()))
+        hint = f" ({', '.join(others)} do not apply to type {kind!r})" if others else ""
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}{hint}")
+    options: dict[str, Any] = {
+        "auth": _choice(f"{where}.auth", raw.get("auth", DEFAULT_AUTH[kind]), AUTH_STYLES),
+        "headers": _table(f"{where}.headers", raw.get("headers", {}), env, '{ "X-Title" = "gateway" }'),
+        "api_version": DEFAULT_API_VERSION.get(kind, ""),
+    }
+    if "paths" in raw:
+        options["paths"] = _paths(f"{where}.paths", raw["paths"], env)
+    if "drop_params" in raw:
+        options["drop_params"] = _strings(f"{where}.drop_params", raw["drop_params"])
+    if "rename_params" in raw:
+        example = '{ max_completion_tokens = "max_tokens" }'
+        options["rename_params"] = _table(f"{where}.rename_params", raw["rename_params"], env, example)
+    if "developer_role" in raw:
+        options["developer_role"] = _choice(
+            f"{where}.developer_role", raw["developer_role"], ("developer", "system")
+        )
+    if "reasoning_field" in raw:
+        options["reasoning_field"] = _choice(
+            f"{where}.reasoning_field", raw["reasoning_field"], REASONING_FIELDS
+        )
+    if "stream_usage" in raw:
+        if not isinstance(raw["stream_usage"], bool):
+            raise ConfigError(f"{where}.stream_usage must be true or false")
+        options["stream_usage"] = raw["stream_usage"]
+    if "api_version" in raw:
+        version = raw["api_version"]
+        if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9._-]+$", version):
+            raise ConfigError(f"{where}.api_version must be a version string, e.g. 2024-10-21")
+        options["api_version"] = version
+    if "max_tokens" in raw:
+        options["max_tokens"] = _optional_count(f"{where}.max_tokens", raw["max_tokens"])
+    return options
+
+
+def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
+    where = f"providers.{name}"
+    if not _NAME.match(name) or ":" in name:
+        raise ConfigError(f"{where}: provider names may use letters, digits, '.', '_', '-', '/'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    kind = raw.get("type", "openai")
+    if kind not in PROVIDER_TYPES:
+        raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
+    options = _options(where, kind, raw, env)
+    base_url = _expand(
+        f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock" else ""), env
+    ).rstrip("/")
+    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"{where}.base_url must be an http(s) URL, e.g. https://api.deepseek.com/v1")
+    models = raw.get("models", {})
+    if not isinstance(models, dict) or not models:
+        raise ConfigError(f"{where}.models must list at least one model")
+    return ProviderConfig(
+        name=name,
+        type=kind,
+        base_url=base_url,
+        api_key=_expand(f"{where}.api_key", raw.get("api_key", ""), env),
+        models=tuple(_model(name, m, body) for m, body in models.items()),
+        connect_timeout=_timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0)),
+        read_timeout=_timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0)),
+        **options,
+    )
+
+
+def builtin_mock() -> ProviderConfig:
+    """Return the built-in mock provider, which needs no upstream and no key."""
+    return ProviderConfig(
+        name="mock",
+        type="mock",
+        base_url="mock://local",
+        models=(ModelConfig(name="echo", upstream_id="echo"),),
+    )
+
+
+def parse_providers(data: dict[str, Any], env: dict[str, str]) -> tuple[ProviderConfig, ...]:
+    """Validate the [providers] tables of a parsed TOML document."""
+    raw = data.get("providers", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("providers must be a table of [providers.NAME] tables")
+    providers = [_provider(name, body, env) for name, body in raw.items()]
+    if not any(p.name == "mock" for p in providers):
+        providers.insert(0, builtin_mock())
+    return tuple(providers)
+
+
+def parse_aliases(data: dict[str, Any], providers: tuple[ProviderConfig, ...]) -> tuple[tuple[str, str], ...]:
+    """Validate the [aliases] table: bare model names for clients that cannot send a prefix."""
+    raw = data.get("aliases", {})
+    if not isinstance(raw, dict):
+        raise ConfigError('aliases must be a table, e.g. [aliases] gpt-4o = "openai:gpt-4o"')
+    known = {f"{p.name}:{m.name}" for p in providers for m in p.models}
+    for alias, target in raw.items():
+        if ":" in alias or not _NAME.match(alias):
+            raise ConfigError(f"aliases.{alias}: an alias is a bare model name without ':'")
+        if target not in known:
+            raise ConfigError(f"aliases.{alias} points at {target!r}, which is not a configured model")
+    return tuple(raw.items())
