@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from gateway.config import Settings
 from gateway.errors import ModelNotFoundError
@@ -24,13 +24,24 @@ ADAPTERS: dict[str, type[Adapter]] = {
 
 
 @dataclass(frozen=True)
+class Channel:
+    """One endpoint and key of a provider, with the adapter that speaks to it."""
+
+    key: str  # provider/channel: names the channel in cooldowns and logs
+    weight: int
+    adapter: Adapter
+
+
+@dataclass(frozen=True)
 class Target:
-    """Where one public model id goes: the provider, its adapter and the model's prices."""
+    """Where one public model id goes: the provider, its channels, the model's prices and fallbacks."""
 
     public_id: str
     provider: ProviderConfig
     model: ModelConfig
-    adapter: Adapter
+    adapter: Adapter  # the first channel's: for what every channel shares (operations, formats)
+    channels: tuple[Channel, ...] = ()
+    fallbacks: tuple[Target, ...] = field(default=(), compare=False)
 
 
 class Catalog:
@@ -40,10 +51,22 @@ class Catalog:
         self.targets: dict[str, Target] = {}
         self.aliases = dict(settings.aliases)
         for provider in settings.providers:
-            adapter = ADAPTERS[provider.type](provider)
+            channels = tuple(
+                Channel(
+                    f"{provider.name}/{c.name}",
+                    c.weight,
+                    ADAPTERS[provider.type](replace(provider, base_url=c.base_url, api_key=c.api_key)),
+                )
+                for c in provider.all_channels()
+            )
             for model in provider.models:
                 public_id = f"{provider.name}:{model.name}"
-                self.targets[public_id] = Target(public_id, provider, model, adapter)
+                self.targets[public_id] = Target(public_id, provider, model, channels[0].adapter, channels)
+        # One level deep: a fallback's own fallbacks are not followed, so no chain can loop.
+        plain = dict(self.targets)
+        for public_id, target in plain.items():
+            fallbacks = tuple(plain[f] for f in target.model.fallbacks)
+            self.targets[public_id] = replace(target, fallbacks=fallbacks)
 
     def resolve(self, model: str) -> Target:
         """Return the target for a provider:modelId, or raise model_not_found."""

@@ -25,6 +25,7 @@ class Settings:
     key_cache_ttl: float = 5.0
     default_max_tokens: int = 4096
     hold_timeout: float = 3600.0
+    max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
     admin_token: str = field(default="", repr=False)
     testing: bool = False
@@ -74,6 +75,7 @@ _ENV_FIELDS = {
     "GATEWAY_KEY_CACHE_TTL": ("key_cache_ttl", float),
     "GATEWAY_DEFAULT_MAX_TOKENS": ("default_max_tokens", int),
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
+    "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
     "GATEWAY_SIGNUP": ("signup", signup_mode),
@@ -90,6 +92,7 @@ _TOML_FIELDS = {
     "key_cache_ttl": float,
     "default_max_tokens": int,
     "hold_timeout": float,
+    "max_attempts": int,
     "db_pool_size": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
@@ -147,7 +150,7 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     values["aliases"] = parse_aliases(data, values["providers"])
     values["database_url"] = normalise_database_url(values.get("database_url", Settings.database_url))
     settings = replace(Settings(), **values)
-    for name in ("max_body_bytes", "default_max_tokens", "db_pool_size"):
+    for name in ("max_body_bytes", "default_max_tokens", "db_pool_size", "max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be a positive integer")
     return settings

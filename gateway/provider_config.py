@@ -5,6 +5,7 @@ Validated once at start-up; every mistake is a ConfigError that names the key an
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -23,7 +24,21 @@ DEFAULT_AUTH = {
     "mock": "none",
 }
 DEFAULT_API_VERSION = {"azure": "2024-10-21", "anthropic": "2023-06-01"}
-_COMMON_KEYS = {"type", "base_url", "api_key", "models", "connect_timeout", "read_timeout", "auth", "headers"}
+_COMMON_KEYS = {
+    "type",
+    "base_url",
+    "api_key",
+    "channels",
+    "cooldown",
+    "models",
+    "connect_timeout",
+    "read_timeout",
+    "first_byte_timeout",
+    "idle_timeout",
+    "total_timeout",
+    "auth",
+    "headers",
+}
 # Options that only make sense for some wire formats; anything else is refused by name.
 _TYPE_KEYS = {
     "openai": {"paths", "drop_params", "rename_params", "developer_role", "reasoning_field", "stream_usage"},
@@ -34,10 +49,21 @@ _TYPE_KEYS = {
 }
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # no '/': provider/channel names a channel
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One way to reach a provider: an endpoint and a key; requests spread over channels by weight."""
+
+    name: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    weight: int = 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class ModelConfig:
     max_output_tokens: int | None = None  # reservation cap when the client sets none
     context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
+    fallbacks: tuple[str, ...] = ()  # provider:model ids tried in order when every channel fails
 
 
 @dataclass(frozen=True)
@@ -59,8 +86,12 @@ class ProviderConfig:
     base_url: str
     api_key: str = field(default="", repr=False)
     models: tuple[ModelConfig, ...] = ()
+    channels: tuple[ChannelConfig, ...] = ()  # empty: the one channel of base_url and api_key
+    cooldown: float = 30.0  # seconds a failed channel sits out
     connect_timeout: float = 5.0
-    read_timeout: float = 300.0
+    first_byte_timeout: float = 300.0  # from sending until the first byte of the answer's body
+    idle_timeout: float = 300.0  # the longest silence between two reads once the body has begun
+    total_timeout: float = 900.0  # one attempt, from sending to the last byte
     auth: str = "bearer"  # how the api_key is sent: one of AUTH_STYLES
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # extra static headers
     paths: tuple[tuple[str, str], ...] = ()  # operation -> path under base_url, when not the usual
@@ -75,6 +106,9 @@ class ProviderConfig:
     def path(self, operation: str, default: str) -> str:
         """Return the path of an operation under base_url."""
         return dict(self.paths).get(operation, default)
+
+    def all_channels(self) -> tuple[ChannelConfig, ...]:
+        return self.channels or (ChannelConfig("default", self.base_url, self.api_key),)
 
 
 def _price(where: str, raw: Any) -> Decimal:
@@ -113,6 +147,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "cached_input_price",
         "max_output_tokens",
         "context_length",
+        "fallbacks",
     }
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -130,6 +165,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         max_output_tokens=cap,
         context_length=_optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
+        fallbacks=_strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
     )
 
 
@@ -139,10 +175,54 @@ def _optional_count(where: str, raw: Any) -> int | None:
     return raw
 
 
-def _timeout(where: str, raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
-        raise ConfigError(f"{where} must be a positive number of seconds")
+def _timeout(where: str, raw: Any, zero: bool = False) -> float:
+    number = not isinstance(raw, bool) and isinstance(raw, int | float) and math.isfinite(raw)
+    if not number or raw < 0 or (raw == 0 and not zero):
+        raise ConfigError(f"{where} must be a {'' if zero else 'positive '}number of seconds")
     return float(raw)
+
+
+def _timeouts(where: str, raw: dict[str, Any]) -> dict[str, float]:
+    """Read the four timeouts; the older read_timeout is the default of first-byte and idle."""
+    read = _timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0))
+    out = {"connect_timeout": _timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0))}
+    for name, default in (("first_byte_timeout", read), ("idle_timeout", read), ("total_timeout", 900.0)):
+        out[name] = _timeout(f"{where}.{name}", raw.get(name, default))
+    out["cooldown"] = _timeout(f"{where}.cooldown", raw.get("cooldown", 30.0), zero=True)
+    return out
+
+
+def _base_url(where: str, raw: Any, kind: str, env: dict[str, str]) -> str:
+    base_url = _expand(where, raw, env).rstrip("/")
+    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(f"{where} must be an http(s) URL, e.g. https://api.deepseek.com/v1")
+    return base_url
+
+
+def _channels(where: str, raw: Any, defaults: ChannelConfig, kind: str, env: dict[str, str]) -> tuple:
+    """Read [[providers.NAME.channels]]: each row may set base_url, api_key, weight and name."""
+    if not isinstance(raw, list) or not raw or not all(isinstance(row, dict) for row in raw):
+        raise ConfigError(
+            f'{where} must be an array of tables, e.g. [{{ api_key = "${{KEY_A}}", weight = 2 }}]'
+        )
+    channels = []
+    for i, row in enumerate(raw):
+        at = f"{where}[{i}]"
+        unknown = set(row) - {"name", "base_url", "api_key", "weight"}
+        if unknown:
+            raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")
+        name = row.get("name", str(i + 1))
+        if not isinstance(name, str) or not _CHANNEL.match(name):
+            raise ConfigError(f"{at}.name must be a short name of letters, digits, '.', '_', '-'")
+        weight = row.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ConfigError(f"{at}.weight must be a positive integer")
+        url = _base_url(f"{at}.base_url", row["base_url"], kind, env) if "base_url" in row else ""
+        key = _expand(f"{at}.api_key", row["api_key"], env) if "api_key" in row else defaults.api_key
+        channels.append(ChannelConfig(name, url or defaults.base_url, key, weight))
+    if len({c.name for c in channels}) != len(channels):
+        raise ConfigError(f"{where}: channel names must differ")
+    return tuple(channels)
 
 
 def _choice(where: str, raw: Any, choices: tuple[str, ...]) -> str:
@@ -151,9 +231,9 @@ def _choice(where: str, raw: Any, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _strings(where: str, raw: Any) -> tuple[str, ...]:
+def _strings(where: str, raw: Any, example: str = '["logit_bias", "user"]') -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
-        raise ConfigError(f'{where} must be an array of names, e.g. ["logit_bias", "user"]')
+        raise ConfigError(f"{where} must be an array of names, e.g. {example}")
     return tuple(raw)
 
 
@@ -223,11 +303,19 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
     if kind not in PROVIDER_TYPES:
         raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
     options = _options(where, kind, raw, env)
-    base_url = _expand(
-        f"{where}.base_url", raw.get("base_url", "mock://local" if kind == "mock" else ""), env
-    ).rstrip("/")
-    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
-        raise ConfigError(f"{where}.base_url must be an http(s) URL, e.g. https://api.deepseek.com/v1")
+    default_url = "mock://local" if kind == "mock" else ""
+    api_key = _expand(f"{where}.api_key", raw.get("api_key", ""), env)
+    channels: tuple[ChannelConfig, ...] = ()
+    if "channels" in raw:
+        # The provider's base_url and api_key are the defaults of channels that name none.
+        top_url = _base_url(f"{where}.base_url", raw["base_url"], kind, env) if "base_url" in raw else ""
+        defaults = ChannelConfig("default", top_url or default_url, api_key)
+        channels = _channels(f"{where}.channels", raw["channels"], defaults, kind, env)
+        if not all(c.base_url for c in channels):
+            raise ConfigError(f"{where}: give base_url to the provider or to every channel")
+        base_url = top_url or channels[0].base_url
+    else:
+        base_url = _base_url(f"{where}.base_url", raw.get("base_url", default_url), kind, env)
     models = raw.get("models", {})
     if not isinstance(models, dict) or not models:
         raise ConfigError(f"{where}.models must list at least one model")
@@ -235,10 +323,10 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         name=name,
         type=kind,
         base_url=base_url,
-        api_key=_expand(f"{where}.api_key", raw.get("api_key", ""), env),
+        api_key=api_key,
+        channels=channels,
         models=tuple(_model(name, m, body) for m, body in models.items()),
-        connect_timeout=_timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0)),
-        read_timeout=_timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0)),
+        **_timeouts(where, raw),
         **options,
     )
 
@@ -261,7 +349,23 @@ def parse_providers(data: dict[str, Any], env: dict[str, str]) -> tuple[Provider
     providers = [_provider(name, body, env) for name, body in raw.items()]
     if not any(p.name == "mock" for p in providers):
         providers.insert(0, builtin_mock())
+    _check_fallbacks(providers)
     return tuple(providers)
+
+
+def _check_fallbacks(providers: list[ProviderConfig]) -> None:
+    """Each fallback must be another configured model, named once."""
+    known = {f"{p.name}:{m.name}" for p in providers for m in p.models}
+    for p in providers:
+        for m in p.models:
+            where = f"providers.{p.name}.models.{m.name}.fallbacks"
+            for target in m.fallbacks:
+                if target not in known:
+                    raise ConfigError(f"{where} names {target!r}, which is not a configured provider:model")
+                if target == f"{p.name}:{m.name}":
+                    raise ConfigError(f"{where}: a model cannot be its own fallback")
+            if len(set(m.fallbacks)) != len(m.fallbacks):
+                raise ConfigError(f"{where} names a model twice")
 
 
 def parse_aliases(data: dict[str, Any], providers: tuple[ProviderConfig, ...]) -> tuple[tuple[str, str], ...]:

@@ -6,18 +6,25 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from gateway import billing, pricing, ratelimit
+from gateway import billing, failover, pricing, ratelimit
 from gateway.accounts import Principal, utcnow
 from gateway.billing import Hold, UsageRecord
-from gateway.catalog import Target
+from gateway.catalog import Channel, Target
 from gateway.config import Settings
 from gateway.db import Database
-from gateway.errors import GatewayError, InvalidRequestError, UpstreamTimeoutError
+from gateway.errors import (
+    GatewayError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from gateway.failover import Failover
 from gateway.providers.base import CHAT, EMBEDDINGS, StreamTranslator, Usage
 from gateway.sse import Decoder, encode_data
 from gateway.upstream import Upstream, UpstreamResponse
@@ -25,6 +32,7 @@ from gateway.upstream import Upstream, UpstreamResponse
 log = logging.getLogger("gateway.relay")
 access_log = logging.getLogger("gateway.access")
 
+T = TypeVar("T")
 IMAGE_TOKENS = 2000  # an image part can cost far more tokens than the bytes of its URL
 
 
@@ -37,6 +45,15 @@ class Timing:
 
     def overhead_s(self, elapsed: float) -> float:
         return max(0.0, elapsed - self.upstream_s - self.client_s)
+
+
+@dataclass
+class Trace:
+    """Which attempt is running or answered: its target and channel, and how many were made."""
+
+    attempts: int = 0
+    target: Target | None = None
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,13 +69,28 @@ class Call:
     started: float  # time.monotonic() when the request arrived
     operation: str = CHAT  # CHAT, COMPLETIONS or EMBEDDINGS (providers.base)
     timing: Timing = field(default_factory=Timing, compare=False)
+    trace: Trace = field(default_factory=Trace, compare=False)
+
+    @property
+    def answered(self) -> Target:
+        """The target of the last attempt: the one that answered, once the call has succeeded."""
+        return self.trace.target or self.target
+
+    def candidates(self) -> list[Target]:
+        """The target, then the fallbacks this key may use that offer the operation."""
+        fallbacks = [
+            t
+            for t in self.target.fallbacks
+            if self.principal.may_use(t.public_id) and t.adapter.supports(self.operation)
+        ]
+        return [self.target, *fallbacks]
 
     @property
     def client_usage(self) -> bool:
         options = self.body.get("stream_options")
         return isinstance(options, dict) and options.get("include_usage") is True
 
-    def max_output(self, default: int) -> int:
+    def max_output(self, default: int, target: Target | None = None) -> int:
         if self.operation == EMBEDDINGS:
             return 0  # embeddings are billed on input tokens only
         for name in ("max_completion_tokens", "max_tokens"):
@@ -66,7 +98,8 @@ class Call:
             if isinstance(value, int) and value > 0:
                 return value
         # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
-        return self.target.model.max_output_tokens or self.target.provider.max_tokens or default
+        target = target or self.target
+        return target.model.max_output_tokens or target.provider.max_tokens or default
 
 
 class Observer(Protocol):
@@ -93,88 +126,130 @@ class Relay:
         self.db = db
         self.upstream = upstream
         self.observers = observers
+        self.failover = Failover()
         self._sweep_lock = threading.Lock()
         self._next_sweep = 0.0
 
     def reserve(self, call: Call, prompt_bytes: int, images: int) -> Hold:
         """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
         prompt_tokens = prompt_bytes + images * IMAGE_TOKENS  # a token is never shorter than a byte
-        max_output = call.max_output(self.settings.default_max_tokens)
-        amount = pricing.worst_case_micros(call.target.model, prompt_tokens, max_output)
+        # A fallback may answer instead, at its own price: hold the dearest of them.
+        worst = [(t, call.max_output(self.settings.default_max_tokens, t)) for t in call.candidates()]
+        amount = max(pricing.worst_case_micros(t.model, prompt_tokens, out) for t, out in worst)
         hold = Hold(
             call.request_id, call.principal.user_id, call.principal.key_id, call.target.public_id, amount
         )
         with self.db.session_scope() as conn:
             now = utcnow()
             if call.principal.limits:  # rate limits: same transaction, so the hold counts as in flight
-                ratelimit.admit(conn, call.principal.limits, prompt_tokens + max_output, now)
+                tokens = prompt_tokens + max(out for _, out in worst)
+                ratelimit.admit(conn, call.principal.limits, tokens, now)
             billing.reserve(conn, hold, now)
         return hold
+
+    def _attempt(self, call: Call, once: Callable[[Target, Channel], T]) -> T:
+        """Run once() on each planned channel until one answers; only failures another may fix move on.
+
+        This runs before the client has received a byte, so a retry changes nothing it has seen.
+        """
+        plan = self.failover.plan(call.candidates())[: self.settings.max_attempts]
+        failure: GatewayError | None = None
+        for n, (target, channel) in enumerate(plan, 1):
+            call.trace.attempts, call.trace.target, call.trace.channel = n, target, channel.key
+            try:
+                return once(target, channel)
+            except InvalidRequestError as exc:
+                if target is call.target:
+                    raise _traced(exc, call) from None  # the request does not fit the model it names
+                log.info("request %s: fallback %s cannot carry it", call.request_id, target.public_id)
+            except UpstreamError as exc:
+                if not failover.retryable(exc):
+                    raise _traced(exc, call) from None
+                self.failover.failed(target, channel, exc)
+                log.warning("request %s: %s failed (%s)", call.request_id, channel.key, exc.message)
+                failure = exc
+        if failure is None:  # the primary sat out a cooldown, and no fallback could take the request
+            failure = ServiceUnavailableError(
+                f"Every channel of `{call.target.public_id}` is cooling down after failures; try again later."
+            )
+        raise _traced(failure, call)
 
     def complete(self, call: Call, hold: Hold) -> bytes:
         """Relay a whole answer; the usage row is written whatever happens."""
         status, outcome, usage = 500, "gateway_error", None
         try:
-            adapter = call.target.adapter
-            request = adapter.build_request(call.body, call.target.model.upstream_id, False, call.operation)
-            sent = time.monotonic()
-            try:
-                resp = self.upstream.send(request)
-                try:
-                    raw = resp.read(self.settings.max_upstream_body_bytes)
-                finally:
-                    resp.close()
-            finally:
-                call.timing.upstream_s += time.monotonic() - sent
-            if resp.status >= 400:
-                raise adapter.parse_error(resp.status, raw, resp.headers)
-            completion = adapter.parse_response(raw, call.target.public_id, call.operation)
-            usage = completion.usage or Usage(
-                prompt_tokens=pricing.estimate_tokens(call.raw_size),
-                completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
-                estimated=True,
-            )
+            body, usage = self._attempt(call, lambda target, channel: self._complete(call, target, channel))
             status, outcome = 200, "ok"
-            return completion.body
+            return body
         except GatewayError as exc:
             status, outcome = exc.status, _outcome(exc)
             raise
         finally:
             self.settle(call, hold, usage, status, outcome, None)
 
-    def open_stream(self, call: Call, hold: Hold) -> StreamRelay:
-        """Open the upstream stream; errors before its first byte raise here, with their status."""
-        adapter = call.target.adapter
+    def _complete(self, call: Call, target: Target, channel: Channel) -> tuple[bytes, Usage]:
+        """One try on one channel: the client-ready body and its usage."""
+        adapter = channel.adapter
+        request = adapter.build_request(call.body, target.model.upstream_id, False, call.operation)
+        sent = time.monotonic()
         try:
-            request = adapter.build_request(call.body, call.target.model.upstream_id, True, call.operation)
-            sent = time.monotonic()
+            resp = self.upstream.send(request)
             try:
-                resp = self.upstream.send(request)
+                raw = resp.read(self.settings.max_upstream_body_bytes)
             finally:
-                call.timing.upstream_s += time.monotonic() - sent
-            if resp.status >= 400:
-                try:
-                    raw = resp.read(self.settings.max_upstream_body_bytes)
-                finally:
-                    resp.close()
-                raise adapter.parse_error(resp.status, raw, resp.headers)
+                resp.close()
+        finally:
+            call.timing.upstream_s += time.monotonic() - sent
+        if resp.status >= 400:
+            raise adapter.parse_error(resp.status, raw, resp.headers)
+        completion = adapter.parse_response(raw, target.public_id, call.operation)
+        usage = completion.usage or Usage(
+            prompt_tokens=pricing.estimate_tokens(call.raw_size),
+            completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
+            estimated=True,
+        )
+        return completion.body, usage
+
+    def open_stream(self, call: Call, hold: Hold) -> StreamRelay:
+        """Open the stream and read to its first client bytes; failures before them raise here."""
+        try:
+            stream = self._attempt(call, lambda target, channel: self._open(call, hold, target, channel))
         except GatewayError as exc:
             self.settle(call, hold, None, exc.status, _outcome(exc), None)
             raise
         except BaseException:
             self.settle(call, hold, None, 500, "gateway_error", None)
             raise
-        translator = adapter.translator(
-            call.target.public_id, call.target.model.upstream_id, call.client_usage
-        )
         self.notify("streams_changed", 1)
-        return StreamRelay(self, call, hold, resp, translator)
+        return stream
+
+    def _open(self, call: Call, hold: Hold, target: Target, channel: Channel) -> StreamRelay:
+        """One try on one channel: a stream whose first client bytes are already read."""
+        adapter = channel.adapter
+        request = adapter.build_request(call.body, target.model.upstream_id, True, call.operation)
+        sent = time.monotonic()
+        try:
+            resp = self.upstream.send(request)
+        finally:
+            call.timing.upstream_s += time.monotonic() - sent
+        try:
+            if resp.status >= 400:
+                raw = resp.read(self.settings.max_upstream_body_bytes)
+                raise adapter.parse_error(resp.status, raw, resp.headers)
+            translator = adapter.translator(target.public_id, target.model.upstream_id, call.client_usage)
+            stream = StreamRelay(self, call, hold, resp, translator)
+            stream.start()
+            return stream
+        except BaseException:
+            resp.close()  # drop the connection: the upstream stops generating an answer nobody reads
+            raise
 
     def settle(
         self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
     ) -> None:
         """Write the one usage row and move the money; retried, because the money is real."""
         usage = usage or Usage()
+        hold = replace(hold, model=call.answered.public_id)  # the row names the model that answered
         now = time.monotonic()
         record = UsageRecord(
             status=status,
@@ -184,7 +259,7 @@ class Relay:
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost_micros=pricing.cost_micros(call.target.model, usage),
+            cost_micros=pricing.cost_micros(call.answered.model, usage),
             latency_ms=int((now - call.started) * 1000),
             ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
             estimated=usage.estimated,
@@ -227,6 +302,13 @@ class Relay:
             self._sweep_lock.release()
 
 
+def _traced(exc: GatewayError, call: Call) -> GatewayError:
+    """Name the last model tried and the number of tries on an error, as on an answer."""
+    exc.headers["X-Gateway-Model"] = call.answered.public_id
+    exc.headers["X-Gateway-Attempts"] = str(call.trace.attempts)
+    return exc
+
+
 def _log_request(call: Call, record: UsageRecord) -> None:
     """Write the request's one log line: who, what, how it ended; never a key or prompt text."""
     if not access_log.isEnabledFor(logging.INFO):
@@ -235,7 +317,9 @@ def _log_request(call: Call, record: UsageRecord) -> None:
         "request_id": call.request_id,
         "key_prefix": call.principal.key_prefix,
         "user_id": call.principal.user_id,
-        "model": call.target.public_id,
+        "model": call.answered.public_id,
+        "channel": call.trace.channel,
+        "attempts": call.trace.attempts,
         "status": record.status,
         "outcome": record.outcome,
         "stream": record.stream,
@@ -254,8 +338,10 @@ def _log_request(call: Call, record: UsageRecord) -> None:
 class StreamRelay:
     """The streamed body: relays each upstream event the moment it is complete, settles once.
 
-    The WSGI server calls close() when the client goes away or the body is done; close() shuts the
-    upstream connection, so the provider stops generating, and bills what was relayed.
+    start() reads up to the first bytes for the client, so that a failure before them can still be
+    retried or answered with its own status. The WSGI server calls close() when the client goes away
+    or the body is done; close() shuts the upstream connection, so the provider stops generating,
+    and bills what was relayed.
     """
 
     def __init__(
@@ -268,8 +354,18 @@ class StreamRelay:
         self.translator = translator
         self.outcome = "client_disconnected"
         self.first_byte: float | None = None
+        self._events_gen = self._events()
+        self._head = b""  # the first client bytes, read by start()
+        self._ended: bytes | None = None  # the last bytes, when the stream ended within start()
         self._gen: Iterator[bytes] | None = None
         self._closed = False
+
+    def start(self) -> None:
+        """Read to the first client bytes; an upstream failure before them raises."""
+        try:
+            self._head = next(self._events_gen)
+        except StopIteration as stop:
+            self._ended = stop.value
 
     def __iter__(self) -> Iterator[bytes]:
         self._gen = self._relay()
@@ -277,7 +373,9 @@ class StreamRelay:
 
     def _relay(self) -> Iterator[bytes]:
         try:
-            last = yield from self._events()
+            if self._head:
+                yield self._head
+            last = self._ended if self._ended is not None else (yield from self._events_gen)
             # Settle before the last bytes: a client that has seen [DONE] or the error event can
             # already find its usage row, and a disconnect at this point changes nothing.
             self._finish()
@@ -309,6 +407,8 @@ class StreamRelay:
             self.outcome = "ok"
             return last
         except GatewayError as exc:
+            if self.first_byte is None:
+                raise  # nothing reached the client: the caller may retry, or answer with a status
             # Past the first byte the status is fixed: one in-band error event, then the end.
             self.outcome = _outcome(exc)
             error = {"error": exc.to_error(), "request_id": self.call.request_id}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import requests
@@ -30,6 +31,40 @@ def _translate(exc: BaseException, provider: str) -> UpstreamError:
 
 
 _TRANSPORT = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+_TIMEOUTS = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+
+
+class Clock:
+    """One attempt's deadlines: the first body byte, each later read, and the whole answer."""
+
+    def __init__(self, req: UpstreamRequest, sent: float) -> None:
+        self.provider = req.provider
+        self.req = req
+        self.first_byte_at = sent + req.first_byte_timeout
+        self.total_at = sent + req.total_timeout
+        self.started = False  # has any body byte arrived?
+
+    def wait(self) -> float:
+        """Return how long the next read may block; raise the timeout that has already passed."""
+        now = time.monotonic()
+        until = min(self.total_at, now + self.req.idle_timeout if self.started else self.first_byte_at)
+        if until <= now:
+            raise self.expired(now)
+        return until - now
+
+    def expired(self, now: float | None = None) -> UpstreamTimeoutError:
+        """Return the error for the deadline that has passed (or was the nearer one at a socket timeout)."""
+        now = time.monotonic() if now is None else now
+        name, req = self.provider, self.req
+        if now >= self.total_at - 0.001 or (
+            not self.started and self.total_at <= self.first_byte_at
+        ):  # the total was the nearer deadline
+            return UpstreamTimeoutError(f"Provider '{name}' did not finish within {req.total_timeout:g} s.")
+        if not self.started:
+            return UpstreamTimeoutError(
+                f"Provider '{name}' did not start answering within {req.first_byte_timeout:g} s."
+            )
+        return UpstreamTimeoutError(f"Provider '{name}' sent nothing for {req.idle_timeout:g} s mid-answer.")
 
 
 class UpstreamResponse:
@@ -40,26 +75,33 @@ class UpstreamResponse:
         provider: str,
         status: int,
         headers: dict[str, str],
-        read: Callable[[], bytes],
+        read: Callable[[float | None], bytes],
         close: Callable[[bool], None],
+        clock: Clock | None = None,
     ) -> None:
         self.provider = provider
         self.status = status
         self.headers = headers
-        self._read = read
+        self._read = read  # called with the read's timeout in seconds, or None for no limit
         self._close = close
+        self._clock = clock
         self._eof = False
 
     def chunks(self) -> Iterator[bytes]:
-        """Yield body bytes as they arrive."""
+        """Yield body bytes as they arrive, within the first-byte, idle and total timeouts."""
+        clock = self._clock
         while True:
             try:
-                data = self._read()
+                data = self._read(clock.wait() if clock else None)
+            except _TIMEOUTS as exc:
+                raise (clock.expired() if clock else _translate(exc, self.provider)) from exc
             except _TRANSPORT as exc:
                 raise _translate(exc, self.provider) from exc
             if not data:
                 self._eof = True
                 return
+            if clock:
+                clock.started = True
             yield data
 
     def read(self, limit: int) -> bytes:
@@ -96,17 +138,32 @@ class Upstream:
         """Send a request and return once the upstream's status and headers have arrived."""
         if req.url.startswith("mock://"):
             return _mock_response(req)
+        clock = Clock(req, time.monotonic())
         try:
             resp = self._session().post(
                 req.url,
                 data=req.body,
                 headers=dict(req.headers),
                 stream=True,
-                timeout=(req.connect_timeout, req.read_timeout),
+                # The headers must come within the first-byte (and total) deadline.
+                timeout=(req.connect_timeout, min(req.first_byte_timeout, req.total_timeout)),
             )
+        except (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
+            raise _translate(exc, req.provider) from exc
+        except _TIMEOUTS as exc:
+            raise clock.expired() from exc
         except _TRANSPORT as exc:
             raise _translate(exc, req.provider) from exc
         raw = resp.raw
+
+        def read(timeout: float | None) -> bytes:
+            # Each read waits at most until the nearest deadline: set on the socket, which every
+            # later recv of this response uses.
+            sock = getattr(raw.connection, "sock", None)
+            if sock is not None and timeout is not None:
+                sock.settimeout(timeout)
+            # requests asks for gzip and deflate but leaves raw bodies encoded; decode them here.
+            return raw.read1(READ_SIZE, decode_content=True)
 
         def close(eof: bool) -> None:
             if eof:
@@ -114,19 +171,13 @@ class Upstream:
             else:
                 resp.close()
 
-        return UpstreamResponse(
-            req.provider,
-            resp.status_code,
-            {k.lower(): v for k, v in resp.headers.items()},
-            # requests asks for gzip and deflate but leaves raw bodies encoded; decode them here.
-            lambda: raw.read1(READ_SIZE, decode_content=True),
-            close,
-        )
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return UpstreamResponse(req.provider, resp.status_code, headers, read, close, clock)
 
 
 def _mock_response(req: UpstreamRequest) -> UpstreamResponse:
     reply = mock.respond(req)
     chunks = reply.chunks
     return UpstreamResponse(
-        req.provider, reply.status, reply.headers, lambda: next(chunks, b""), lambda eof: None
+        req.provider, reply.status, reply.headers, lambda timeout: next(chunks, b""), lambda eof: None
     )

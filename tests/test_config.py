@@ -59,7 +59,9 @@ def test_readme_example_works_as_written(tmp_path):
     assert (chat.name, chat.upstream_id, chat.priced) == ("deepseek-chat", "deepseek-chat", True)
     assert (chat.input_price, chat.output_price) == (Decimal("0.27"), Decimal("1.10"))
     assert chat.cached_input_price == Decimal("0.07")
-    assert (deepseek.connect_timeout, deepseek.read_timeout) == (5.0, 300.0)
+    timeouts = (deepseek.connect_timeout, deepseek.first_byte_timeout, deepseek.idle_timeout)
+    assert timeouts == (5.0, 300.0, 300.0)
+    assert (deepseek.total_timeout, deepseek.cooldown) == (900.0, 30.0)
 
 
 def test_example_file_in_the_repository_loads_with_its_variables_set():

@@ -9,7 +9,18 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "gateway"
 
-PURE = {"config", "provider_config", "catalog", "errors", "keys", "pricing", "sse", "providers", "metrics"}
+PURE = {
+    "config",
+    "provider_config",
+    "failover",
+    "catalog",
+    "errors",
+    "keys",
+    "pricing",
+    "sse",
+    "providers",
+    "metrics",
+}
 PERSISTENCE = {"db", "models", "billing", "accounts", "usage", "logins", "ratelimit"}
 IO = {"upstream"}
 ORCHESTRATION = {"relay"}

@@ -145,7 +145,7 @@ def test_gzip_encoded_answer_reaches_the_client_decoded():
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/v1/chat/completions"
-        resp = Upstream().send(UpstreamRequest("up", url, (), b"{}", False, 5.0, 5.0))
+        resp = Upstream().send(UpstreamRequest("up", url, (), b"{}", False, 5.0, 5.0, 5.0, 5.0))
         try:
             assert json.loads(resp.read(1 << 20)) == ANSWER
         finally:

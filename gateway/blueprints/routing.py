@@ -28,6 +28,8 @@ from gateway.relay import Call
 bp = Blueprint("routing", __name__, url_prefix="/api/v1")
 
 OVERHEAD_HEADER = "X-Gateway-Overhead-Ms"
+MODEL_HEADER = "X-Gateway-Model"  # the provider:model that answered: a fallback's when one did
+ATTEMPTS_HEADER = "X-Gateway-Attempts"  # upstream tries it took, over channels and fallbacks
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Deeper JSON parses, but re-encoding it for the upstream a few stack frames further down then hits
 # Python's recursion limit (a 500 at ~977 levels); no OpenAI body nests anywhere near this deep.
@@ -213,6 +215,8 @@ def _respond(call: Call, answer: bytes | Response) -> Response:
     resp = answer if isinstance(answer, Response) else Response(answer, mimetype="application/json")
     overhead = call.timing.overhead_s(time.monotonic() - call.started)
     resp.headers[OVERHEAD_HEADER] = f"{overhead * 1000:.2f}"
+    resp.headers[MODEL_HEADER] = call.answered.public_id
+    resp.headers[ATTEMPTS_HEADER] = str(call.trace.attempts)
     return resp
 
 

@@ -40,7 +40,9 @@ class UpstreamRequest:
     body: bytes
     stream: bool
     connect_timeout: float
-    read_timeout: float
+    first_byte_timeout: float
+    idle_timeout: float
+    total_timeout: float
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ class Adapter:
             body=body,
             stream=stream,
             connect_timeout=self.provider.connect_timeout,
-            read_timeout=self.provider.read_timeout,
+            first_byte_timeout=self.provider.first_byte_timeout,
+            idle_timeout=self.provider.idle_timeout,
+            total_timeout=self.provider.total_timeout,
         )
 
     def upstream_error(
