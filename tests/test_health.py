@@ -44,3 +44,28 @@ def test_an_exhausted_pool_is_503_not_500(db_url):
         for conn in busy:
             conn.close()
         db.dispose()
+
+
+def test_a_request_fails_closed_with_503_when_the_database_goes_away(make_app):
+    # The key is already cached, so only billing (and rate limits) need the store: they fail closed.
+    import responses
+
+    from gateway.config import normalise_database_url
+    from gateway.db import make_engine
+    from tests.conftest import chat, make_account, services
+
+    providers = {"up": {"base_url": "http://upstream.test/v1", "models": {"m": {"input_price": 1}}}}
+    app = make_app(providers=providers, key_cache_ttl=60)
+    key = make_account(app)
+    client = app.test_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as upstream:
+        upstream.post("http://upstream.test/v1/chat/completions", json={"choices": [], "usage": {}})
+        first = client.post("/api/v1/chat/completions", json=chat("up:m"), headers=key.headers)
+        assert first.status_code == 200
+        services(app).db.engine.dispose()
+        services(app).db.engine = make_engine(normalise_database_url("postgresql://nobody@127.0.0.1:9/none"))
+        resp = client.post("/api/v1/chat/completions", json=chat("up:m"), headers=key.headers)
+        assert resp.status_code == 503
+        assert resp.get_json()["error"]["code"] == "service_unavailable"
+        assert "127.0.0.1" not in resp.get_data(as_text=True)
+        assert len(upstream.calls) == 1, "no upstream call without a reservation"
