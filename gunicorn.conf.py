@@ -1,7 +1,11 @@
 """gunicorn settings for the gateway; GATEWAY_BIND, GATEWAY_WORKERS, GATEWAY_THREADS override."""
 
+import json
 import os
 import shutil
+import uuid
+
+import gunicorn.util
 
 wsgi_app = "gateway.wsgi:app"
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
@@ -78,3 +82,29 @@ def child_exit(server, worker):
 def on_exit(server):
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """Answer a request gunicorn itself cannot parse in the gateway's JSON envelope, not an HTML page.
+
+    gunicorn refuses, for instance, a control character in a header before the app sees it. Its own
+    message is left out: it quotes the offending header, which may be an API key.
+    """
+    client = status_int < 500
+    error = {
+        "message": f"{reason}: the request line or a header is malformed." if client else reason,
+        "type": "invalid_request_error" if client else "server_error",
+        "param": None,
+        "code": "invalid_request" if client else "internal_error",
+    }
+    body = json.dumps({"error": error, "request_id": "req_" + uuid.uuid4().hex}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# Workers call gunicorn.util.write_error by attribute at the moment of the error; forked workers
+# inherit this assignment from the master, which reads this file.
+gunicorn.util.write_error = _json_error

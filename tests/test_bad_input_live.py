@@ -139,6 +139,9 @@ def test_control_characters_in_headers_are_400_and_the_gateway_stays_up(gateway,
     ).encode()
     status, body = _raw_exchange(gateway, head + header + b"\r\n\r\n", BODY)
     assert status == 400, body[:300]
+    # gunicorn refuses these before the app runs; gunicorn.conf.py makes its answer our envelope.
+    assert _envelope(body)["error"]["code"] == "invalid_request"
+    assert b"sk-" not in body, "the offending header is not echoed"
     _still_serving(gateway)
 
 
