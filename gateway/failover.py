@@ -76,7 +76,7 @@ class Failover:
         return plan
 
     def failed(self, target: Target, channel: Channel, exc: GatewayError) -> None:
-        """Bench a channel for its provider's cooldown, longer if a 429 asked for it; 0 turns this off."""
+        """Bench a channel for its provider's cooldown, longer if its retry-after asks; 0 turns this off."""
         seconds = target.provider.cooldown
         if seconds <= 0:
             return

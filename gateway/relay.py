@@ -93,13 +93,16 @@ class Call:
     def max_output(self, default: int, target: Target | None = None) -> int:
         if self.operation == EMBEDDINGS:
             return 0  # embeddings are billed on input tokens only
+        # n choices each produce up to the cap (routing validates n: at most MAX_CHOICES).
+        n = self.body.get("n")
+        choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
         for name in ("max_completion_tokens", "max_tokens"):
             value = self.body.get(name)
             if isinstance(value, int) and value > 0:
-                return value
+                return value * choices
         # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
         target = target or self.target
-        return target.model.max_output_tokens or target.provider.max_tokens or default
+        return choices * (target.model.max_output_tokens or target.provider.max_tokens or default)
 
 
 class Observer(Protocol):
@@ -169,6 +172,7 @@ class Relay:
                 log.warning("request %s: %s failed (%s)", call.request_id, channel.key, exc.message)
                 failure = exc
         if failure is None:  # the primary sat out a cooldown, and no fallback could take the request
+            call.trace.target = call.target  # nothing answered: the row and headers name what was asked
             failure = ServiceUnavailableError(
                 f"Every channel of `{call.target.public_id}` is cooling down after failures; try again later."
             )

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from werkzeug.http import parse_options_header
 
-from gateway.blueprints.routing import MAX_COUNT, MAX_JSON_DEPTH
+from gateway.blueprints.routing import MAX_CHOICES, MAX_COUNT, MAX_JSON_DEPTH
 from gateway.models import api_keys, holds, ledger_entries, usage_records, users
 from tests.conftest import chat, make_account, services
 
@@ -112,8 +112,8 @@ def _depth(value: Any) -> int:
     return depth
 
 
-def _count(value: Any) -> bool:
-    return value is None or (type(value) is int and 0 < value <= MAX_COUNT)
+def _count(value: Any, limit: int = MAX_COUNT) -> bool:
+    return value is None or (type(value) is int and 0 < value <= limit)
 
 
 def _model_ok(body: dict, path: str) -> bool:
@@ -141,11 +141,13 @@ def body_is_valid(path: str, raw: bytes) -> bool:
             and isinstance(body.get("stream_options", {}), dict | type(None))
             and _count(body.get("max_tokens"))
             and _count(body.get("max_completion_tokens"))
+            and _count(body.get("n"), MAX_CHOICES)
         )
     if path == COMPLETIONS:
         prompt = body.get("prompt")
         prompt_ok = isinstance(prompt, str) or (isinstance(prompt, list) and bool(prompt))
-        return prompt_ok and stream_ok and _count(body.get("max_tokens"))
+        counts = [_count(body.get("max_tokens")), _count(body.get("max_completion_tokens"))]
+        return prompt_ok and stream_ok and all(counts) and _count(body.get("n"), MAX_CHOICES)
     value = body.get("input")
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not 0 < len(items) <= 2048:
@@ -191,6 +193,7 @@ FIELD_VALUES = {
     "stream_options": st.one_of(st.fixed_dictionaries({"include_usage": JSON_VALUES}), JSON_VALUES),
     "max_tokens": JSON_VALUES,
     "max_completion_tokens": JSON_VALUES,
+    "n": st.one_of(st.integers(min_value=-1, max_value=130), JSON_VALUES),
     "prompt": st.one_of(st.lists(TEXT, max_size=3), JSON_VALUES),
     "input": st.one_of(
         st.lists(st.integers(min_value=-5, max_value=10**6), max_size=4),
@@ -532,6 +535,10 @@ WRONG_TYPES = [
     (CHAT, "max_tokens", 1.5, "max_tokens"),
     (CHAT, "max_tokens", 2**63, "max_tokens"),
     (CHAT, "max_completion_tokens", MAX_COUNT + 1, "max_completion_tokens"),
+    (CHAT, "n", 0, "n"),
+    (CHAT, "n", MAX_CHOICES + 1, "n"),
+    (COMPLETIONS, "n", "2", "n"),
+    (COMPLETIONS, "max_completion_tokens", 2**62, "max_completion_tokens"),
     (COMPLETIONS, "model", None, "model"),
     (COMPLETIONS, "prompt", {"text": "x"}, "prompt"),
     (COMPLETIONS, "prompt", [], "prompt"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -176,6 +177,19 @@ def test_reservation_covers_worst_case_from_max_tokens(make_app):
     client = app.test_client()
     resp = client.post("/api/v1/chat/completions", json=body, headers=acct.headers)
     assert resp.status_code == 429
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_reservation_covers_every_one_of_n_choices(make_app, n):
+    # n answers each of up to max_tokens: a hold of one answer let n=8 spend eight times the balance.
+    app = make_app(providers=PRICED)
+    body = chat("priced:echo", "hi", max_tokens=100, n=n)
+    size = len(json.dumps(body).encode())
+    client = app.test_client()
+    short = make_account(app, email="short@example.com", balance_micros=size + 200 * n - 1)
+    assert client.post("/api/v1/chat/completions", json=body, headers=short.headers).status_code == 429
+    exact = make_account(app, email="exact@example.com", balance_micros=size + 200 * n)
+    assert client.post("/api/v1/chat/completions", json=body, headers=exact.headers).status_code == 200
 
 
 def test_gateway_sweeps_holds_of_dead_workers_by_itself(make_app):

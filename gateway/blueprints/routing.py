@@ -36,8 +36,10 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_JSON_DEPTH = 128
 _TOO_DEEP = f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels."
 # The hold multiplies max_tokens by a price: 10**30 tokens overflowed the BIGINT micro-units (a 500).
-# 2**31 - 1 tokens stays inside BIGINT at any price below ~4 billion USD per million tokens.
+# 2**31 - 1 tokens for each of at most 128 choices (n; OpenAI's own limit) stays inside BIGINT at any
+# price below ~30 million USD per million tokens.
 MAX_COUNT = 2**31 - 1
+MAX_CHOICES = 128
 # A JSON escape of a UTF-16 surrogate: in strict UTF-8, only these can leave a lone one in a string.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -97,12 +99,12 @@ def _check_depth(body: dict[str, Any]) -> None:
     raise InvalidRequestError(_TOO_DEEP)
 
 
-def _positive_int(body: dict[str, Any], name: str) -> None:
+def _positive_int(body: dict[str, Any], name: str, limit: int = MAX_COUNT) -> None:
     value = body.get(name)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_COUNT:
-        raise InvalidRequestError(f"'{name}' must be a positive integer up to {MAX_COUNT}.", param=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        raise InvalidRequestError(f"'{name}' must be a positive integer up to {limit}.", param=name)
 
 
 def validate_chat(body: dict[str, Any]) -> None:
@@ -125,6 +127,7 @@ def validate_chat(body: dict[str, Any]) -> None:
         raise InvalidRequestError("'stream_options' must be an object.", param="stream_options")
     _positive_int(body, "max_tokens")
     _positive_int(body, "max_completion_tokens")
+    _positive_int(body, "n", MAX_CHOICES)  # the hold covers n answers
 
 
 def validate_model(body: dict[str, Any]) -> None:
@@ -142,6 +145,8 @@ def validate_completion(body: dict[str, Any]) -> None:
     if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise InvalidRequestError("'stream' must be true or false.", param="stream")
     _positive_int(body, "max_tokens")
+    _positive_int(body, "max_completion_tokens")  # not a legacy field, but the hold reads it
+    _positive_int(body, "n", MAX_CHOICES)
 
 
 def validate_embeddings(body: dict[str, Any]) -> None:
