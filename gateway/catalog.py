@@ -55,7 +55,9 @@ class Catalog:
                 Channel(
                     f"{provider.name}/{c.name}",
                     c.weight,
-                    ADAPTERS[provider.type](replace(provider, base_url=c.base_url, api_key=c.api_key)),
+                    ADAPTERS[provider.type](
+                        replace(provider, base_url=c.base_url, api_key=c.api_key, proxy=c.proxy)
+                    ),
                 )
                 for c in provider.all_channels()
             )

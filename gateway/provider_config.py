@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import re
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +40,7 @@ _COMMON_KEYS = {
     "total_timeout",
     "auth",
     "headers",
+    "proxy",
 }
 # Options that only make sense for some wire formats; anything else is refused by name.
 _TYPE_KEYS = {
@@ -64,6 +67,7 @@ class ChannelConfig:
     base_url: str
     api_key: str = field(default="", repr=False)
     weight: int = 1
+    proxy: str = field(default="", repr=False)  # may hold a password
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class ProviderConfig:
     api_key: str = field(default="", repr=False)
     models: tuple[ModelConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()  # empty: the one channel of base_url and api_key
+    proxy: str = field(default="", repr=False)  # the HTTP(S) proxy to base_url; "" for none
     cooldown: float = 30.0  # seconds a failed channel sits out
     connect_timeout: float = 5.0
     first_byte_timeout: float = 300.0  # from sending until the first byte of the answer's body
@@ -108,7 +113,7 @@ class ProviderConfig:
         return dict(self.paths).get(operation, default)
 
     def all_channels(self) -> tuple[ChannelConfig, ...]:
-        return self.channels or (ChannelConfig("default", self.base_url, self.api_key),)
+        return self.channels or (ChannelConfig("default", self.base_url, self.api_key, 1, self.proxy),)
 
 
 def _price(where: str, raw: Any) -> Decimal:
@@ -199,8 +204,33 @@ def _base_url(where: str, raw: Any, kind: str, env: dict[str, str]) -> str:
     return base_url
 
 
-def _channels(where: str, raw: Any, defaults: ChannelConfig, kind: str, env: dict[str, str]) -> tuple:
-    """Read [[providers.NAME.channels]]: each row may set base_url, api_key, weight and name."""
+def _proxy(where: str, raw: Any, url: str, env: dict[str, str]) -> str:
+    """Return the proxy to reach url through: the configured one ("none": no proxy), else the
+    environment's HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY names the host; "" for none.
+
+    Read once here: the upstream module keeps the environment out of every request.
+    """
+    if raw is not None:
+        value = _expand(where, raw, env)
+        if value in ("", "none"):
+            return ""
+        if not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ConfigError(f'{where} must be an http(s) proxy URL such as http://proxy:3128, or "none"')
+        return value.rstrip("/")
+    scheme, host = urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(url).hostname or ""
+    found = {}
+    for name in ("no", "http", "https", "all"):
+        value = env.get(f"{name}_proxy") or env.get(f"{name.upper()}_PROXY")
+        if value:
+            found[name] = value
+    if scheme not in ("http", "https") or urllib.request.proxy_bypass_environment(host, found):
+        return ""
+    return found.get(scheme) or found.get("all", "")
+
+
+def _channels(where: str, raw: Any, defaults: dict[str, Any], kind: str, env: dict[str, str]) -> tuple:
+    """Read [[providers.NAME.channels]]: each row may set name, base_url, api_key, weight and proxy;
+    defaults holds the provider's base_url, api_key and raw proxy setting."""
     if not isinstance(raw, list) or not raw or not all(isinstance(row, dict) for row in raw):
         raise ConfigError(
             f'{where} must be an array of tables, e.g. [{{ api_key = "${{KEY_A}}", weight = 2 }}]'
@@ -208,7 +238,7 @@ def _channels(where: str, raw: Any, defaults: ChannelConfig, kind: str, env: dic
     channels = []
     for i, row in enumerate(raw):
         at = f"{where}[{i}]"
-        unknown = set(row) - {"name", "base_url", "api_key", "weight"}
+        unknown = set(row) - {"name", "base_url", "api_key", "weight", "proxy"}
         if unknown:
             raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")
         name = row.get("name", str(i + 1))
@@ -218,8 +248,10 @@ def _channels(where: str, raw: Any, defaults: ChannelConfig, kind: str, env: dic
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
             raise ConfigError(f"{at}.weight must be a positive integer")
         url = _base_url(f"{at}.base_url", row["base_url"], kind, env) if "base_url" in row else ""
-        key = _expand(f"{at}.api_key", row["api_key"], env) if "api_key" in row else defaults.api_key
-        channels.append(ChannelConfig(name, url or defaults.base_url, key, weight))
+        key = _expand(f"{at}.api_key", row["api_key"], env) if "api_key" in row else defaults["api_key"]
+        url = url or defaults["base_url"]
+        proxy = _proxy(f"{at}.proxy", row.get("proxy", defaults["proxy"]), url, env)
+        channels.append(ChannelConfig(name, url, key, weight, proxy))
     if len({c.name for c in channels}) != len(channels):
         raise ConfigError(f"{where}: channel names must differ")
     return tuple(channels)
@@ -309,7 +341,7 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
     if "channels" in raw:
         # The provider's base_url and api_key are the defaults of channels that name none.
         top_url = _base_url(f"{where}.base_url", raw["base_url"], kind, env) if "base_url" in raw else ""
-        defaults = ChannelConfig("default", top_url or default_url, api_key)
+        defaults = {"base_url": top_url or default_url, "api_key": api_key, "proxy": raw.get("proxy")}
         channels = _channels(f"{where}.channels", raw["channels"], defaults, kind, env)
         if not all(c.base_url for c in channels):
             raise ConfigError(f"{where}: give base_url to the provider or to every channel")
@@ -325,6 +357,7 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         base_url=base_url,
         api_key=api_key,
         channels=channels,
+        proxy=_proxy(f"{where}.proxy", raw.get("proxy"), base_url, env),
         models=tuple(_model(name, m, body) for m, body in models.items()),
         **_timeouts(where, raw),
         **options,

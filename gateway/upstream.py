@@ -147,6 +147,7 @@ class Upstream:
                 stream=True,
                 # The headers must come within the first-byte (and total) deadline.
                 timeout=(req.connect_timeout, min(req.first_byte_timeout, req.total_timeout)),
+                proxies={"http": req.proxy, "https": req.proxy} if req.proxy else None,
             )
         except (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:
             raise _translate(exc, req.provider) from exc

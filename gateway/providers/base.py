@@ -43,6 +43,7 @@ class UpstreamRequest:
     first_byte_timeout: float
     idle_timeout: float
     total_timeout: float
+    proxy: str = ""  # an http(s) proxy URL, or "" to connect directly
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class Adapter:
             first_byte_timeout=self.provider.first_byte_timeout,
             idle_timeout=self.provider.idle_timeout,
             total_timeout=self.provider.total_timeout,
+            proxy=self.provider.proxy,
         )
 
     def upstream_error(
@@ -156,8 +158,8 @@ class Adapter:
         return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
 
     def redact(self, text: str) -> str:
-        """Remove the provider's secret and address from text that may reach a client or a log."""
-        for secret in (self.provider.api_key, self.provider.base_url):
+        """Remove the provider's secret, address and proxy from text that may reach a client or a log."""
+        for secret in (self.provider.api_key, self.provider.base_url, self.provider.proxy):
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "[redacted]")
         return text
