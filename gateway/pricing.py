@@ -17,10 +17,13 @@ def _micros(tokens: int, usd_per_million: Decimal) -> Decimal:
 def cost_micros(model: ModelConfig, usage: Usage) -> int:
     """Price a usage in micro-USD, rounded up to the next micro-unit."""
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
     cached_price = model.input_price if model.cached_input_price is None else model.cached_input_price
+    write_price = model.input_price if model.cache_write_price is None else model.cache_write_price
     total = (
-        _micros(usage.prompt_tokens - cached, model.input_price)
+        _micros(usage.prompt_tokens - cached - written, model.input_price)
         + _micros(cached, cached_price)
+        + _micros(written, write_price)
         + _micros(usage.completion_tokens, model.output_price)
     )
     return int(total.to_integral_value(rounding=ROUND_CEILING))
@@ -33,7 +36,7 @@ def estimate_tokens(text_bytes: int) -> int:
 
 def worst_case_micros(model: ModelConfig, prompt_bytes: int, max_output: int) -> int:
     """Bound a request's cost from above: a token is never shorter than one byte of the body."""
-    # Any prompt token may come back as cached, so the bound takes the dearer of the two prices.
-    prompt_price = max(model.input_price, model.cached_input_price or 0)
+    # Any prompt token may come back as cached or cache-written: the bound takes the dearest price.
+    prompt_price = max(model.input_price, model.cached_input_price or 0, model.cache_write_price or 0)
     total = _micros(prompt_bytes, prompt_price) + _micros(max_output, model.output_price)
     return int(total.to_integral_value(rounding=ROUND_CEILING))

@@ -77,6 +77,7 @@ class ModelConfig:
     input_price: Decimal = Decimal(0)  # USD per million prompt tokens
     output_price: Decimal = Decimal(0)  # USD per million completion tokens
     cached_input_price: Decimal | None = None  # USD per million cached prompt tokens
+    cache_write_price: Decimal | None = None  # USD per million prompt tokens written to the cache
     max_output_tokens: int | None = None  # reservation cap when the client sets none
     context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
@@ -150,6 +151,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "input_price",
         "output_price",
         "cached_input_price",
+        "cache_write_price",
         "max_output_tokens",
         "context_length",
         "fallbacks",
@@ -160,13 +162,14 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     if not isinstance(upstream_id, str) or not upstream_id:
         raise ConfigError(f"{where}.upstream_id must be a non-empty string")
     cap = _optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
-    cached = raw.get("cached_input_price")
+    cached, written = raw.get("cached_input_price"), raw.get("cache_write_price")
     return ModelConfig(
         name=name,
         upstream_id=upstream_id,
         input_price=_price(f"{where}.input_price", raw.get("input_price", 0)),
         output_price=_price(f"{where}.output_price", raw.get("output_price", 0)),
         cached_input_price=None if cached is None else _price(f"{where}.cached_input_price", cached),
+        cache_write_price=None if written is None else _price(f"{where}.cache_write_price", written),
         max_output_tokens=cap,
         context_length=_optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,

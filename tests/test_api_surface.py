@@ -26,7 +26,13 @@ PROVIDERS = {
         "api_key": SECRET,
         "models": {
             "emb": {"input_price": 2, "upstream_id": "text-embedding-3-small"},
-            "m": {"input_price": 1, "output_price": 2, "cached_input_price": 0.5, "context_length": 128000},
+            "m": {
+                "input_price": 1,
+                "output_price": 2,
+                "cached_input_price": 0.5,
+                "cache_write_price": 1.25,
+                "context_length": 128000,
+            },
             "org/with-slash": {},
         },
     },
@@ -204,6 +210,7 @@ def test_models_list_has_prices_context_and_aliases(client, account):
         "input": "1",
         "output": "2",
         "cached_input": "0.5",
+        "cache_write": "1.25",
         "unit": "USD per million tokens",
     }
     assert data["up:m"]["context_length"] == 128000

@@ -11,13 +11,14 @@ from gateway.provider_config import ModelConfig
 from gateway.providers.base import Usage
 
 
-def model(input_price="0.27", output_price="1.10", cached=None) -> ModelConfig:
+def model(input_price="0.27", output_price="1.10", cached=None, written=None) -> ModelConfig:
     return ModelConfig(
         name="m",
         upstream_id="m",
         input_price=Decimal(input_price),
         output_price=Decimal(output_price),
         cached_input_price=None if cached is None else Decimal(cached),
+        cache_write_price=None if written is None else Decimal(written),
         priced=True,
     )
 
@@ -111,3 +112,21 @@ def test_worst_case_rounds_up():
 @pytest.mark.parametrize("size, tokens", [(0, 0), (1, 1), (4, 1), (5, 2), (4000, 1000)])
 def test_estimate_is_a_token_per_four_bytes_rounded_up(size, tokens):
     assert estimate_tokens(size) == tokens
+
+
+def test_cache_writes_are_billed_at_their_own_price():
+    # Anthropic: 2049 prompt tokens = 849 plain + 1000 cache reads + 200 cache writes.
+    # 849 × 3 + 1000 × 0.30 + 200 × 3.75 + 47 × 15 = 2547 + 300 + 750 + 705
+    usage = Usage(prompt_tokens=2049, completion_tokens=47, cached_tokens=1000, cache_write_tokens=200)
+    assert cost_micros(model("3", "15", cached="0.30", written="3.75"), usage) == 4302
+    # Without a cache_write_price the writes cost the input price, as before.
+    assert cost_micros(model("3", "15", cached="0.30"), usage) == 4302 - 150
+
+
+def test_cache_writes_never_count_more_than_the_uncached_prompt():
+    usage = Usage(prompt_tokens=100, cached_tokens=80, cache_write_tokens=500)
+    assert cost_micros(model("1", "1", cached="0", written="10"), usage) == 20 * 10
+
+
+def test_the_worst_case_takes_the_cache_write_price_when_it_is_dearest():
+    assert worst_case_micros(model("3", "15", cached="0.30", written="3.75"), 100, 0) == 375

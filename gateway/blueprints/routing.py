@@ -264,6 +264,8 @@ def _model_object(model_id: str, target: Target) -> dict[str, Any]:
         prices = {"input": str(model.input_price), "output": str(model.output_price)}
         if model.cached_input_price is not None:
             prices["cached_input"] = str(model.cached_input_price)
+        if model.cache_write_price is not None:
+            prices["cache_write"] = str(model.cache_write_price)
         out["pricing"] = dict(prices, unit="USD per million tokens")
     if model.context_length:
         out["context_length"] = model.context_length

@@ -49,14 +49,17 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 def usage_from(raw: Any) -> Usage | None:
-    """Read Anthropic usage: every input count is prompt, cache reads are the cached part."""
+    """Read Anthropic usage: every input count is prompt; cache reads and writes are parts of it."""
     if not isinstance(raw, dict):
         return None
 
     cache_read = token_count(raw, "cache_read_input_tokens")
-    prompt = token_count(raw, "input_tokens") + token_count(raw, "cache_creation_input_tokens") + cache_read
+    cache_write = token_count(raw, "cache_creation_input_tokens")
     return Usage(
-        prompt_tokens=prompt, completion_tokens=token_count(raw, "output_tokens"), cached_tokens=cache_read
+        prompt_tokens=token_count(raw, "input_tokens") + cache_write + cache_read,
+        completion_tokens=token_count(raw, "output_tokens"),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 

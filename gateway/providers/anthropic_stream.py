@@ -123,6 +123,7 @@ class AnthropicStreamTranslator(StreamTranslator):
                 prompt_tokens=later.prompt_tokens or before.prompt_tokens,
                 completion_tokens=later.completion_tokens,
                 cached_tokens=later.cached_tokens or before.cached_tokens,
+                cache_write_tokens=later.cache_write_tokens or before.cache_write_tokens,
             )
 
     def _text(self, name: str, text: str) -> bytes:

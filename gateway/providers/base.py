@@ -21,8 +21,9 @@ _AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-go
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # part of prompt_tokens read from the provider's prompt cache
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # part of prompt_tokens written to the cache (Anthropic bills them dearer)
     estimated: bool = False
 
 
