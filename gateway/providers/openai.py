@@ -259,6 +259,11 @@ class OpenAIStreamTranslator(StreamTranslator):
                         self.relayed_bytes += len(choice["text"].encode("utf-8"))
                     finishing = finishing or choice.get("finish_reason") is not None
         self._finished = self._finished or finishing
+        if usage is None and isinstance(choices, list) and not choices:
+            # Azure's prompt_filter_results chunk, xAI's trailing one: nothing for the client, and
+            # OpenAI itself never sends an empty choices list except with usage (code that reads
+            # chunk.choices[0] breaks on them).
+            return []
         if self.client_usage:
             self._usage_sent = self._usage_sent or usage_from(chunk.get("usage")) is not None
             self._head.update((k, chunk[k]) for k in ("id", "created") if chunk.get(k))
