@@ -26,14 +26,15 @@ class Attempts:
     window_ends_at: datetime
 
 
-def subject(email: str) -> str:
-    """Return the counter's key for an email; a hash, since people type passwords into email fields."""
-    return hashlib.sha256(("signin:" + email.strip().lower()).encode("utf-8")).hexdigest()
+def subject(*parts: str) -> str:
+    """Return a counter's key: a hash of its parts (an email, an address), since people type
+    passwords into email fields."""
+    text = "\x00".join(part.strip().lower() for part in parts)
+    return hashlib.sha256(("signin:" + text).encode("utf-8")).hexdigest()
 
 
-def note_attempt(conn: Connection, email: str, window: timedelta, now: datetime) -> Attempts:
-    """Count one sign-in attempt for an email in its window (a new window once the old one ended)."""
-    key = subject(email)
+def note_attempt(conn: Connection, key: str, window: timedelta, now: datetime) -> Attempts:
+    """Count one sign-in attempt against a subject() key in its window (a new one once it ended)."""
     expired = login_attempts.c.window_started_at < now - window
     bump = (
         update(login_attempts)
@@ -58,9 +59,9 @@ def note_attempt(conn: Connection, email: str, window: timedelta, now: datetime)
     return Attempts(row.attempts, as_utc(row.window_started_at) + window)
 
 
-def clear_attempts(conn: Connection, email: str) -> None:
-    """Forget an email's attempts after a successful sign-in."""
-    conn.execute(delete(login_attempts).where(login_attempts.c.subject == subject(email)))
+def clear_attempts(conn: Connection, *keys: str) -> None:
+    """Forget counters after a successful sign-in."""
+    conn.execute(delete(login_attempts).where(login_attempts.c.subject.in_(keys)))
 
 
 def find_password_hash(conn: Connection, email: str) -> tuple[int, str] | None:

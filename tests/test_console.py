@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
 from gateway import accounts, logins
+from gateway.blueprints import auth
 from gateway.blueprints.auth import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW
 from gateway.blueprints.console.formatting import usd
 from gateway.blueprints.console.secret import load_secret_key
@@ -197,14 +198,61 @@ def test_sign_in_is_limited_per_account_across_workers(make_app):
     ok = post_form(clients[0], "/console/signin", {"email": "ada@example.com", "password": PASSWORD})
     assert ok.status_code == 302
     with services(first).db.session_scope() as conn:
-        assert conn.execute(select(login_attempts)).all() == []
+        left = set(conn.execute(select(login_attempts.c.subject)).scalars())
+    # Ada's counters are forgotten; the address's is not (a guesser's own sign-in must not reset it).
+    assert left == {logins.subject("@", "127.0.0.1")}
 
 
 def test_attempt_counters_store_no_email(app, client):
     post_form(client, "/console/signin", {"email": "ada@example.com", "password": "nope nope nope"})
     with services(app).db.session_scope() as conn:
-        (subject,) = conn.execute(select(login_attempts.c.subject)).one()
-    assert "ada" not in subject and len(subject) == 64
+        subjects = conn.execute(select(login_attempts.c.subject)).scalars().all()
+    assert len(subjects) == 3 and all("ada" not in s and len(s) == 64 for s in subjects)
+
+
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def guess(client, email: str, password: str = "wrong password"):
+    return post_form(client, "/console/signin", {"email": email, "password": password})
+
+
+def test_an_account_locked_from_one_address_still_opens_from_another(app):
+    add_user(app, "ada@example.com")
+    attacker = client_at(app, "203.0.113.7")
+    for _ in range(MAX_SIGNIN_ATTEMPTS):
+        assert guess(attacker, "ada@example.com").status_code == 401
+    assert guess(attacker, "ada@example.com", PASSWORD).status_code == 429
+    assert guess(client_at(app, "198.51.100.1"), "ada@example.com", PASSWORD).status_code == 302
+
+
+def test_one_address_guessing_over_many_accounts_is_limited(app, monkeypatch):
+    monkeypatch.setattr(auth, "MAX_ADDRESS_ATTEMPTS", 3)
+    sprayer = client_at(app, "203.0.113.8")
+    for i in range(3):
+        assert guess(sprayer, f"user{i}@example.com").status_code == 401
+    refused = guess(sprayer, "user9@example.com")
+    assert refused.status_code == 429 and "your address" in text(refused)
+    add_user(app, "bo@example.com")
+    assert guess(client_at(app, "198.51.100.2"), "bo@example.com", PASSWORD).status_code == 302
+
+
+def test_guesses_from_many_addresses_meet_the_account_limit(app, monkeypatch):
+    monkeypatch.setattr(auth, "MAX_ACCOUNT_ATTEMPTS", MAX_SIGNIN_ATTEMPTS + 1)
+    add_user(app, "ada@example.com")
+    # One address, however busy, adds at most MAX_SIGNIN_ATTEMPTS to the account's counter.
+    attacker = client_at(app, "203.0.113.9")
+    for _ in range(3 * MAX_SIGNIN_ATTEMPTS):
+        guess(attacker, "ada@example.com")
+    assert guess(client_at(app, "198.51.100.3"), "ada@example.com", PASSWORD).status_code == 302
+    # Spread over addresses, the guesses meet the account's own limit.
+    for i in range(MAX_SIGNIN_ATTEMPTS + 1):
+        assert guess(client_at(app, f"192.0.2.{i}"), "ada@example.com").status_code == 401
+    refused = guess(client_at(app, "192.0.2.200"), "ada@example.com", PASSWORD)
+    assert refused.status_code == 429 and "this account" in text(refused)
 
 
 def test_every_console_form_needs_its_csrf_token(app):

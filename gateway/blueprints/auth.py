@@ -15,7 +15,12 @@ from gateway.blueprints import services
 from gateway.errors import AuthenticationError, GatewayError
 
 SIGNIN_WINDOW = timedelta(minutes=15)
-MAX_SIGNIN_ATTEMPTS = 5  # per account and window, counted across every worker and host
+# Sign-in attempts per window, counted in the store across every worker and host. An account is
+# locked for the address guessing at it, not for its owner elsewhere; guesses spread over many
+# addresses, or over many accounts from one address, meet the wider limits.
+MAX_SIGNIN_ATTEMPTS = 5  # per account and client address
+MAX_ACCOUNT_ATTEMPTS = 50  # per account, from every address
+MAX_ADDRESS_ATTEMPTS = 30  # per client address, over every account
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 200  # a bound on the work one request can ask of the hash
 
@@ -73,22 +78,36 @@ def _decoy_hash() -> str:
     return generate_password_hash("decoy password, never matches anything")
 
 
-def check_password(email: str, password: str) -> int:
-    """Return the user id for an email and password, counting the attempt against the account.
+def check_password(email: str, password: str, address: str) -> int:
+    """Return the user id for an email and password, counting the attempt against the account,
+    the client's address, and the pair.
 
-    :raises SignInThrottledError: the account had too many attempts in the current window.
+    :raises SignInThrottledError: one of the three had too many attempts in the current window.
     :raises SignInError: the email is unknown, has no password, or the password is wrong.
     """
     svc = services()
     now = utcnow()
-    with svc.db.session_scope() as conn:
-        attempts = logins.note_attempt(conn, email, SIGNIN_WINDOW, now)
-    if attempts.count > MAX_SIGNIN_ATTEMPTS:
-        wait = max(1, math.ceil((attempts.window_ends_at - now).total_seconds()))
-        raise SignInThrottledError(
-            f"Too many sign-in attempts for this account; try again in {math.ceil(wait / 60)} minute(s).",
-            headers={"Retry-After": str(wait)},
-        )
+    pair, account, origin = (
+        logins.subject(email, address),
+        logins.subject(email),
+        logins.subject("@", address),
+    )
+    # Narrowest first, and a refusal stops the counting: one address adds at most
+    # MAX_SIGNIN_ATTEMPTS to an account's counter, so locking its owner out takes many addresses.
+    limits = [
+        (pair, MAX_SIGNIN_ATTEMPTS, "this account"),
+        (origin, MAX_ADDRESS_ATTEMPTS, "your address"),
+        (account, MAX_ACCOUNT_ATTEMPTS, "this account"),
+    ]
+    for key, limit, what in limits:
+        with svc.db.session_scope() as conn:
+            attempts = logins.note_attempt(conn, key, SIGNIN_WINDOW, now)
+        if attempts.count > limit:
+            wait = max(1, math.ceil((attempts.window_ends_at - now).total_seconds()))
+            raise SignInThrottledError(
+                f"Too many sign-in attempts for {what}; try again in {math.ceil(wait / 60)} minute(s).",
+                headers={"Retry-After": str(wait)},
+            )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise SignInError()  # no password this long was ever accepted: skip the costly hash
     with svc.db.session_scope() as conn:
@@ -96,5 +115,6 @@ def check_password(email: str, password: str) -> int:
     if not check_password_hash(found[1] if found else _decoy_hash(), password) or found is None:
         raise SignInError()
     with svc.db.session_scope() as conn:
-        logins.clear_attempts(conn, email)
+        # The address's counter stays: signing in to one's own account must not reset it for guesses.
+        logins.clear_attempts(conn, pair, account)
     return found[0]

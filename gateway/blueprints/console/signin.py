@@ -45,13 +45,13 @@ def signup() -> Response | tuple[str, int] | str:
 
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> Response | tuple[str, int] | str:
-    """Check an email and password (a few tries per account and quarter hour) and start a session."""
+    """Check an email and password (a few tries per account, address and quarter hour) and sign in."""
     form = SignInForm()
     next_url = safe_next(request.args.get("next"))
     if not form.validate_on_submit():
         return render_template("signin.html", form=form), 400 if form.is_submitted() else 200
     try:
-        user_id = check_password(form.email.data, form.password.data)
+        user_id = check_password(form.email.data, form.password.data, request.remote_addr or "")
     except (SignInError, SignInThrottledError) as exc:
         page = render_template("signin.html", form=form, refusal=exc.message)
         return page, exc.status, exc.headers
