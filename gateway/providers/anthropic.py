@@ -17,6 +17,7 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    reasoning_effort,
     token_count,
     unsupported,
 )
@@ -45,6 +46,10 @@ STATUS_BY_TYPE = {
     "overloaded_error": 503,
 }
 DEFAULT_MAX_TOKENS = 4096  # when neither the client, the model nor the provider sets one
+# reasoning_effort as a thinking budget in tokens (LiteLLM's mapping, so clients moving over see the
+# same); none and minimal leave thinking off.
+THINKING_BUDGET = {"low": 1024, "medium": 2048, "high": 4096}
+MIN_THINKING_BUDGET = 1024
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
@@ -211,6 +216,7 @@ class AnthropicAdapter(Adapter):
         for name in ("top_p", "top_k", "thinking"):
             if body.get(name) is not None:
                 out[name] = body[name]
+        self._thinking(out, reasoning_effort(body))
         stop = body.get("stop")
         if stop:
             out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -226,6 +232,26 @@ class AnthropicAdapter(Adapter):
             out["stream"] = True
         headers = [("anthropic-version", self.provider.api_version), *self.auth_headers()]
         return self.request(self.provider.base_url + "/messages", chunks.dumps(out), stream, headers)
+
+    def _thinking(self, out: dict[str, Any], effort: str | None) -> None:
+        """Turn reasoning_effort into extended thinking, unless the request sets thinking itself.
+
+        The budget counts against max_tokens and must be at least 1024 and below it. Thinking takes
+        no temperature, top_k or top_p change, so those are dropped rather than refused.
+        """
+        budget = THINKING_BUDGET.get(effort or "none", 0)
+        if not budget or "thinking" in out:
+            return
+        budget = min(budget, out["max_tokens"] - 1)
+        if budget < MIN_THINKING_BUDGET:
+            raise unsupported(
+                self.provider.name,
+                f"reasoning_effort with max_tokens under {MIN_THINKING_BUDGET + 1}",
+                "max_tokens",
+            )
+        out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        for name in ("temperature", "top_k", "top_p"):
+            out.pop(name, None)
 
     def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
         try:

@@ -166,6 +166,20 @@ class Adapter:
         return text
 
 
+EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
+def reasoning_effort(body: dict[str, Any]) -> str | None:
+    """Return the request's reasoning_effort for a translating adapter, or raise a 400 for one it
+    cannot map (OpenAI-compatible upstreams get the field as sent)."""
+    effort = body.get("reasoning_effort")
+    if effort is None or effort in EFFORTS:
+        return effort
+    raise InvalidRequestError(
+        f"'reasoning_effort' must be one of {', '.join(EFFORTS)}.", param="reasoning_effort"
+    )
+
+
 def unsupported(provider: str, what: str, param: str) -> InvalidRequestError:
     """Return the 400 for a request field a provider's wire format cannot express."""
     return InvalidRequestError(f"Provider '{provider}' does not support {what}.", param=param)

@@ -22,6 +22,7 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    reasoning_effort,
     token_count,
     unsupported,
 )
@@ -40,6 +41,8 @@ FILTERED = {
 }
 CREDENTIAL_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"}
 _MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+# reasoning_effort as thinkingBudget tokens, as Google's OpenAI-compatible endpoint maps it.
+THINKING_BUDGET = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 _SAMPLING = {
     "temperature": "temperature",
     "top_p": "topP",
@@ -187,6 +190,11 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
         schema = (fmt.get("json_schema") or {}).get("schema")
         if isinstance(schema, dict):
             config["responseJsonSchema"] = schema
+    effort = reasoning_effort(body)
+    if effort is not None:
+        # Google's own OpenAI-compatible mapping; thoughts come back as reasoning_content.
+        budget = THINKING_BUDGET[effort]
+        config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": budget > 0}
     return config
 
 

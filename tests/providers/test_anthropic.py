@@ -161,3 +161,47 @@ def test_errors_keep_message_and_map_status(status, kind, expected):
 def test_html_error_page_names_the_status():
     error = adapter().parse_error(502, b"<html>bad gateway</html>", {})
     assert (error.status, error.message) == (502, "Provider 'acme' answered with HTTP 502.")
+
+
+@pytest.mark.parametrize(
+    "effort, max_tokens, budget",
+    [
+        ("low", None, 1024),
+        ("medium", None, 2048),
+        ("high", None, 4095),
+        ("high", 8000, 4096),
+        ("none", None, None),
+    ],
+)
+def test_reasoning_effort_becomes_a_thinking_budget_below_max_tokens(effort, max_tokens, budget):
+    body = {"messages": [{"role": "user", "content": "Hi"}], "reasoning_effort": effort, "temperature": 0.2}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    sent = json.loads(adapter().build_request(body, "chat-model", False).body)
+    if budget is None:
+        assert "thinking" not in sent and sent["temperature"] == 0.2
+    else:
+        # Thinking takes no temperature change: it is dropped, not refused by Anthropic.
+        assert sent["thinking"] == {"type": "enabled", "budget_tokens": budget}
+        assert "temperature" not in sent and budget < sent["max_tokens"]
+
+
+def test_an_explicit_thinking_field_wins_over_reasoning_effort():
+    thinking = {"type": "enabled", "budget_tokens": 3000}
+    body = {"messages": [{"role": "user", "content": "Hi"}], "reasoning_effort": "low", "thinking": thinking}
+    assert json.loads(adapter().build_request(body, "chat-model", False).body)["thinking"] == thinking
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"reasoning_effort": "low", "max_tokens": 1024}, "max_tokens"),
+        ({"reasoning_effort": "max"}, "reasoning_effort"),
+    ],
+)
+def test_reasoning_effort_that_cannot_be_met_is_a_400(body, param):
+    with pytest.raises(InvalidRequestError) as info:
+        adapter().build_request(
+            {"messages": [{"role": "user", "content": "Hi"}], **body}, "chat-model", False
+        )
+    assert info.value.param == param

@@ -136,3 +136,23 @@ def test_google_errors_keep_message_and_status(status, name, expected):
     assert isinstance(error, UpstreamStatusError)
     assert (error.status, error.type, error.code) == expected
     assert error.message == f"{name} for [redacted]"
+
+
+@pytest.mark.parametrize(
+    "effort, thinking",
+    [
+        ("none", {"thinkingBudget": 0, "includeThoughts": False}),
+        ("low", {"thinkingBudget": 1024, "includeThoughts": True}),
+        ("high", {"thinkingBudget": 24576, "includeThoughts": True}),
+    ],
+)
+def test_reasoning_effort_becomes_a_thinking_budget(effort, thinking):
+    body = {"messages": [{"role": "user", "content": "Hi"}], "reasoning_effort": effort}
+    config = json.loads(adapter().build_request(body, "gemini-2.5-flash", False).body)["generationConfig"]
+    assert config["thinkingConfig"] == thinking
+
+
+def test_no_reasoning_effort_sends_no_thinking_config():
+    body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.5}
+    sent = json.loads(adapter().build_request(body, "gemini-2.5-flash", False).body)
+    assert "thinkingConfig" not in sent["generationConfig"]
