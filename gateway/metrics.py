@@ -98,6 +98,13 @@ class Metrics:
         self.cost = Counter(
             "gateway_cost_micros", "Micro-USD billed, by model.", ["model"], registry=self.registry
         )
+        self.upstream_failures = Counter(
+            "gateway_upstream_failures",
+            "Upstream tries that failed before the client's first byte, by channel and reason;"
+            " each sent the request on to the next channel or fallback, if any.",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
         self.active_streams = Gauge(
             "gateway_active_streams",
             "Streams being relayed now.",

@@ -106,11 +106,13 @@ class Call:
 
 
 class Observer(Protocol):
-    """Told of every settled request and of streams opening and closing (e.g. metrics)."""
+    """Told of every settled request, streams opening and closing, and failed tries (e.g. metrics)."""
 
     def settled(self, call: Call, record: UsageRecord) -> None: ...
 
     def streams_changed(self, delta: int) -> None: ...
+
+    def attempt_failed(self, call: Call, channel: str, exc: UpstreamError) -> None: ...
 
 
 def _outcome(exc: BaseException) -> str:
@@ -169,6 +171,7 @@ class Relay:
                 if not failover.retryable(exc):
                     raise _traced(exc, call) from None
                 self.failover.failed(target, channel, exc)
+                self.notify("attempt_failed", call, channel.key, exc)
                 log.warning("request %s: %s failed (%s)", call.request_id, channel.key, exc.message)
                 failure = exc
         if failure is None:  # the primary sat out a cooldown, and no fallback could take the request

@@ -39,6 +39,30 @@ def test_settled_requests_are_counted_with_tokens_cost_and_overhead(client, acco
     assert sample(text, "gateway_holds_outstanding") == 0
 
 
+def test_failed_tries_are_counted_by_channel_and_the_request_under_the_model_that_answered(make_app):
+    import responses
+
+    providers = {
+        "up": {
+            "base_url": "http://upstream.test/v1",
+            "models": {"m": {"fallbacks": ["mock:echo"]}},
+            "channels": [{"name": "primary"}],
+        }
+    }
+    app = make_app(providers=providers)
+    client, key = app.test_client(), make_account(app)
+    with responses.RequestsMock() as upstream:
+        upstream.post(
+            "http://upstream.test/v1/chat/completions", status=503, json={"error": {"message": "busy"}}
+        )
+        resp = client.post("/api/v1/chat/completions", json=chat("up:m"), headers=key.headers)
+    assert resp.status_code == 200 and resp.headers["X-Gateway-Attempts"] == "2"
+    text = client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "gateway_upstream_failures_total", channel="up/primary", reason="http_503") == 1
+    assert sample(text, "gateway_requests_total", model="mock:echo", status="200", outcome="ok") == 1
+    assert sample(text, "gateway_requests_total", model="up:m", status="200", outcome="ok") == 0
+
+
 def test_holds_in_flight_are_shown(app, client, account):
     from datetime import UTC, datetime
 

@@ -10,7 +10,15 @@ from flask import Blueprint, Response, request
 from gateway import billing
 from gateway.billing import UsageRecord
 from gateway.blueprints import services
-from gateway.errors import PermissionDeniedError
+from gateway.errors import (
+    PermissionDeniedError,
+    UpstreamAuthError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.relay import Call
 
@@ -18,7 +26,7 @@ bp = Blueprint("metrics", __name__)
 
 
 class MetricsObserver:
-    """Counts every settled request and the streams in flight, for the relay."""
+    """Counts every settled request, the streams in flight and failed upstream tries, for the relay."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -26,7 +34,7 @@ class MetricsObserver:
     def settled(self, call: Call, record: UsageRecord) -> None:
         latency = record.latency_ms / 1000
         self.metrics.record(
-            model=call.target.public_id,
+            model=call.answered.public_id,
             status=record.status,
             outcome=record.outcome,
             prompt_tokens=record.prompt_tokens,
@@ -40,6 +48,21 @@ class MetricsObserver:
 
     def streams_changed(self, delta: int) -> None:
         self.metrics.active_streams.inc(delta)
+
+    def attempt_failed(self, call: Call, channel: str, exc: UpstreamError) -> None:
+        self.metrics.upstream_failures.labels(channel, failure_reason(exc)).inc()
+
+
+def failure_reason(exc: UpstreamError) -> str:
+    """A label of few values: the upstream's own error codes are its to choose, so not those."""
+    if isinstance(exc, UpstreamStatusError):
+        return f"http_{exc.status}"
+    return {
+        UpstreamTimeoutError: "timeout",
+        UpstreamConnectionError: "connection",
+        UpstreamAuthError: "auth",
+        UpstreamProtocolError: "protocol",
+    }.get(type(exc), "other")
 
 
 def _allowed() -> bool:
