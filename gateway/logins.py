@@ -77,6 +77,22 @@ def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> Non
     conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
 
 
+def session_stamp(password_hash: str) -> str:
+    """Return a short fingerprint of a password hash, for a console session to carry.
+
+    A session is good only while its stamp matches the user's current password hash, so setting a
+    new password (in the console or with `gateway users password`) signs out every session made before.
+    The cookie is signed but readable; a digest of a salted scrypt hash tells its reader nothing.
+    """
+    return hashlib.sha256(("session:" + password_hash).encode("utf-8")).hexdigest()[:16]
+
+
+def find_session_stamp(conn: Connection, user_id: int) -> str | None:
+    """Return the session_stamp() of a user's current password, or None when there is no password."""
+    password_hash = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar()
+    return session_stamp(password_hash) if password_hash else None
+
+
 def console_user_ids(conn: Connection) -> set[int]:
     """Return the ids of users who can sign in to the console (they have a password)."""
     return set(conn.execute(select(users.c.id).where(users.c.password_hash.is_not(None))).scalars())

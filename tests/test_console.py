@@ -262,6 +262,10 @@ def test_every_console_form_needs_its_csrf_token(app):
         ("/console/signout", {}),
         ("/console/signin", {"email": "ada@example.com", "password": PASSWORD}),
         ("/console/signup", {"email": "n@example.com", "password": PASSWORD, "confirm": PASSWORD}),
+        (
+            "/console/password",
+            {"current_password": PASSWORD, "password": "a new password", "confirm": "a new password"},
+        ),
     ]:
         for token in (None, "forged-token"):
             resp = client.post(path, data=data if token is None else {**data, "csrf_token": token})

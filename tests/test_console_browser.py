@@ -263,3 +263,8 @@ def test_a_new_person_signs_up_creates_a_key_calls_the_api_and_sees_the_call(bro
     page.submit("#credit-submit", then=".notice")
     assert "$12.50 credited" in page.find(".notice").text
     page.shoot("18-admin-credited")
+
+    page.find("a[href='/console/password']").click()
+    page.fill(current_password=PASSWORD, password="a brand new passphrase", confirm="a different one!")
+    page.submit("#password-submit", then=".error")
+    page.shoot("19-password-error")

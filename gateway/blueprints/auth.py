@@ -78,9 +78,11 @@ def _decoy_hash() -> str:
     return generate_password_hash("decoy password, never matches anything")
 
 
-def check_password(email: str, password: str, address: str) -> int:
-    """Return the user id for an email and password, counting the attempt against the account,
-    the client's address, and the pair.
+def check_password(email: str, password: str, address: str) -> tuple[int, str]:
+    """Return (user id, password hash) for an email and password, counting the attempt against the
+    account, the client's address, and the pair.
+
+    The hash is the one the password matched, for the session to be bound to (see sign_in).
 
     :raises SignInThrottledError: one of the three had too many attempts in the current window.
     :raises SignInError: the email is unknown, has no password, or the password is wrong.
@@ -117,4 +119,4 @@ def check_password(email: str, password: str, address: str) -> int:
     with svc.db.session_scope() as conn:
         # The address's counter stays: signing in to one's own account must not reset it for guesses.
         logins.clear_attempts(conn, pair, account)
-    return found[0]
+    return found

@@ -11,12 +11,12 @@ from flask import Blueprint, Flask, redirect, url_for
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
-from gateway.blueprints.console import admin, balance, formatting, keys, quickstart, signin
+from gateway.blueprints.console import admin, balance, formatting, keys, password, quickstart, signin
 from gateway.blueprints.console.base import bp, in_console
 from gateway.blueprints.console.secret import load_secret_key
 from gateway.config import Settings
 
-__all__ = ["admin", "balance", "bp", "init_app", "keys", "quickstart", "root", "signin"]
+__all__ = ["admin", "balance", "bp", "init_app", "keys", "password", "quickstart", "root", "signin"]
 
 root = Blueprint("root", __name__)
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from gateway import accounts
+from gateway import accounts, logins
 from gateway.blueprints import services
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -36,10 +36,12 @@ def load_user() -> None:
     user_id = session.get("user_id")
     if not isinstance(user_id, int):
         return
-    # Read from the store on every request: a demoted admin or a deleted user loses access at once.
+    # Read from the store on every request: a demoted admin, a deleted user or a session made before
+    # the password last changed (its stamp is stale: see logins.session_stamp) loses access at once.
     with services().db.session_scope() as conn:
-        found = accounts.list_users(conn, user_id=user_id)
-    if found:
+        stamp = logins.find_session_stamp(conn, user_id)
+        found = accounts.list_users(conn, user_id=user_id) if stamp else []
+    if found and session.get("password_stamp") == stamp:
         g.user = found[0]
     else:
         session.clear()
@@ -51,11 +53,13 @@ def inject_user() -> dict[str, Any]:
     return {"user": g.get("user"), "signup_open": services().settings.signup == "open"}
 
 
-def sign_in(user_id: int) -> None:
-    """Start a fresh session for the user (a new cookie, so a planted one is of no use)."""
+def sign_in(user_id: int, password_hash: str) -> None:
+    """Start a fresh session for the user (a new cookie, so a planted one is of no use), bound to the
+    password hash just checked or set: the session ends when that password is replaced."""
     session.clear()
     session.permanent = True
     session["user_id"] = user_id
+    session["password_stamp"] = logins.session_stamp(password_hash)
 
 
 def safe_next(target: str | None) -> str:

@@ -44,32 +44,48 @@ class UsdField(StringField):
 
 
 def _password_rules(form: FlaskForm, field: PasswordField) -> None:
-    if (field.data or "").strip().lower() == (form.email.data or "").strip().lower():
+    # Sign-up and the admin's user form name the account in a field; PasswordForm is told whose it is.
+    email = form.email.data if "email" in form else form.account_email
+    if (field.data or "").strip().lower() == (email or "").strip().lower():
         raise ValidationError("The password must not be your email address.")
+
+
+def _new_password(label: str) -> PasswordField:
+    """A password being chosen, held to the sign-up rules."""
+    length = Length(
+        min=MIN_PASSWORD_LENGTH,
+        max=MAX_PASSWORD_LENGTH,
+        message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+    )
+    return PasswordField(label, validators=[DataRequired(), length, _password_rules])
+
+
+def _repeat(label: str) -> PasswordField:
+    """The chosen password typed again."""
+    return PasswordField(label, validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 
 class SignUpForm(FlaskForm):
     email = StringField("Email", validators=[DataRequired(), _email])
-    password = PasswordField(
-        "Password",
-        validators=[
-            DataRequired(),
-            Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=MAX_PASSWORD_LENGTH,
-                message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
-            ),
-            _password_rules,
-        ],
-    )
-    confirm = PasswordField(
-        "Repeat the password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
-    )
+    password = _new_password("Password")
+    confirm = _repeat("Repeat the password")
 
 
 class SignInForm(FlaskForm):
     email = StringField("Email", validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired()])
+
+
+class PasswordForm(FlaskForm):
+    """A signed-in user's password change; the new one follows the sign-up rules."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    password = _new_password("New password")
+    confirm = _repeat("Repeat the new password")
+
+    def __init__(self, account_email: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.account_email = account_email
 
 
 class CheckboxListField(SelectMultipleField):

@@ -39,7 +39,7 @@ def signup() -> Response | tuple[str, int] | str:
         # Saying so tells a visitor the address has an account; sign-up cannot avoid that.
         form.email.errors.append("This email already has an account: sign in instead.")
         return render_template("signup.html", form=form), 409
-    sign_in(user_id)
+    sign_in(user_id, password_hash)
     return redirect(url_for("console.list_keys"))
 
 
@@ -51,11 +51,13 @@ def signin() -> Response | tuple[str, int] | str:
     if not form.validate_on_submit():
         return render_template("signin.html", form=form), 400 if form.is_submitted() else 200
     try:
-        user_id = check_password(form.email.data, form.password.data, request.remote_addr or "")
+        user_id, password_hash = check_password(
+            form.email.data, form.password.data, request.remote_addr or ""
+        )
     except (SignInError, SignInThrottledError) as exc:
         page = render_template("signin.html", form=form, refusal=exc.message)
         return page, exc.status, exc.headers
-    sign_in(user_id)
+    sign_in(user_id, password_hash)
     return redirect(next_url)
 
 
