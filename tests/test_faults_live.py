@@ -10,6 +10,7 @@ answer, how long it took, the upstream requests made, and the one usage row with
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ FAULTY_COST = 10 * 1 + 5 * 2  # the fake's usage at the faulty models' prices, i
 FALLBACK_COST = 10 * 3 + 5 * 4
 
 
-def _config(upstream_url: str) -> str:
+def _config(upstream_url: str, blackhole: int) -> str:
     timeouts = (
         f"connect_timeout = {CONNECT}\nfirst_byte_timeout = {FIRST_BYTE}\n"
         f"idle_timeout = {IDLE}\ntotal_timeout = {TOTAL}\n"
@@ -51,6 +52,10 @@ def _config(upstream_url: str) -> str:
     lines.append(
         f'[providers.dead.models.refused-backed]\nupstream_id = "refused"\nfallbacks = ["{FALLBACK}"]\n'
     )
+    # The blackhole's accept queue is full: a connection is never accepted, nor refused.
+    lines.append(f'[providers.blackhole]\nbase_url = "http://127.0.0.1:{blackhole}/v1"\n{timeouts}')
+    lines.append("[providers.blackhole.models.connect-timeout]\n")
+    lines.append(f'[providers.blackhole.models.connect-timeout-backed]\nfallbacks = ["{FALLBACK}"]\n')
     # Two channels: a dead one that nearly always comes first (weight 100), and a healthy one.
     dead = free_port()
     for name, cooldown in (("pair", 30), ("pair-nocool", 0)):
@@ -95,12 +100,25 @@ def upstream() -> Iterator[FaultUpstream]:
         yield fake
 
 
+@pytest.fixture(scope="module")
+def blackhole() -> Iterator[int]:
+    """A loopback port whose connections time out: a backlog of 0, filled by one connection never
+    accepted, so Linux drops every further SYN (only loopback; no unroutable address needed)."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        yield listener.getsockname()[1]
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live(request: pytest.FixtureRequest, upstream: FaultUpstream, tmp_path_factory) -> Iterator[Live]:
+def live(
+    request: pytest.FixtureRequest, upstream: FaultUpstream, blackhole: int, tmp_path_factory
+) -> Iterator[Live]:
     workdir = tmp_path_factory.mktemp(f"faults-{request.param}")
     with (
         store_url(request.param, workdir) as url,
-        run_gateway(workdir, url, extra_toml=_config(upstream.url)) as gateway,
+        run_gateway(workdir, url, extra_toml=_config(upstream.url, blackhole)) as gateway,
     ):
         engine = create_engine(url)
         try:
@@ -122,6 +140,7 @@ class Expect:
 # Before the first byte: an HTTP status. Whole answers have no first byte until they are complete.
 BEFORE = {
     "refused": Expect(502, "upstream_connection_error"),
+    "connect-timeout": Expect(504, "upstream_timeout", CONNECT),
     "hang": Expect(504, "upstream_timeout", FIRST_BYTE),
     "status-500": Expect(500, "fake_failure"),
     "status-429": Expect(429, "fake_failure"),
@@ -168,8 +187,8 @@ def _send(live: Live, model: str, stream: bool) -> tuple[int, dict[str, str], An
     return resp.status_code, dict(resp.headers), resp.json(), time.monotonic() - started
 
 
-def _fault_of(model: str) -> str:
-    return model.removesuffix("-backed")
+def _provider(fault: str) -> str:
+    return {"refused": "dead", "connect-timeout": "blackhole"}.get(fault, "flaky")
 
 
 @pytest.mark.parametrize(
@@ -177,14 +196,14 @@ def _fault_of(model: str) -> str:
 )
 def test_a_fault_with_nowhere_to_fail_over_gets_its_error(live, fault, stream):
     expect = (STREAMED if stream else WHOLE)[fault]
-    model = f"dead:{fault}" if fault == "refused" else f"flaky:{fault}"
+    model = f"{_provider(fault)}:{fault}"
     before = live.upstream.count(fault)
     status, headers, answer, took = _send(live, model, stream)
 
     assert status == expect.status, answer
     assert expect.seconds <= took < expect.seconds + SLACK, f"took {took:.2f} s"
     assert (headers["X-Gateway-Model"], headers["X-Gateway-Attempts"]) == (model, "1")
-    if fault != "refused":
+    if fault in FAULTS:  # the others never reach the fake upstream
         assert live.upstream.count(fault) == before + 1, "one request upstream, no retry"
     row = live.row(headers["X-Request-Id"])
     assert (row.model, row.status) == (model, expect.status)
@@ -212,12 +231,12 @@ def test_a_fault_with_nowhere_to_fail_over_gets_its_error(live, fault, stream):
 )
 def test_a_fault_fails_over_to_the_fallback_only_before_the_first_byte(live, fault, stream):
     expect = (STREAMED if stream else WHOLE)[fault]
-    model = f"dead:{fault}-backed" if fault == "refused" else f"flaky:{fault}-backed"
+    model = f"{_provider(fault)}:{fault}-backed"
     before, fallbacks_before = live.upstream.count(fault), live.upstream.count("ok")
     status, headers, answer, took = _send(live, model, stream)
 
     assert expect.seconds <= took < expect.seconds + SLACK, f"took {took:.2f} s"
-    if fault != "refused":
+    if fault in FAULTS:  # the others never reach the fake upstream
         assert live.upstream.count(fault) == before + 1
     row = live.row(headers["X-Request-Id"])
     if expect.in_band or expect.code is None:
