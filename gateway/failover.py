@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable
 
 from gateway.catalog import Channel, Target
-from gateway.errors import GatewayError, UpstreamError, UpstreamStatusError
+from gateway.errors import (
+    GatewayError,
+    UpstreamAuthError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
 
 MAX_COOLDOWN = 600.0  # a retry-after longer than this does not bench a channel for longer
 Attempt = tuple[Target, Channel]
@@ -29,6 +36,11 @@ def retryable(exc: GatewayError) -> bool:
     if isinstance(exc, UpstreamStatusError):
         return exc.status >= 500 or exc.status in (408, 429)
     return True
+
+
+def channel_down(exc: GatewayError) -> bool:
+    """The channel itself failed (unreachable, too slow, its key refused), not the model asked of it."""
+    return isinstance(exc, UpstreamConnectionError | UpstreamTimeoutError | UpstreamAuthError)
 
 
 def retry_after(exc: GatewayError) -> float:

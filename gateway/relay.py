@@ -157,20 +157,28 @@ class Relay:
 
         This runs before the client has received a byte, so a retry changes nothing it has seen.
         """
-        plan = self.failover.plan(call.candidates())[: self.settings.max_attempts]
         failure: GatewayError | None = None
-        for n, (target, channel) in enumerate(plan, 1):
-            call.trace.attempts, call.trace.target, call.trace.channel = n, target, channel.key
+        broken: set[str] = set()  # channels that failed as channels, whatever model they were asked for
+        for target, channel in self.failover.plan(call.candidates()):
+            if call.trace.attempts >= self.settings.max_attempts:
+                break
+            if channel.key in broken:
+                continue
+            call.trace.attempts += 1
+            call.trace.target, call.trace.channel = target, channel.key
             try:
                 return once(target, channel)
             except InvalidRequestError as exc:
                 if target is call.target:
                     raise _traced(exc, call) from None  # the request does not fit the model it names
+                call.trace.attempts -= 1  # skipped before any upstream call: not a try
                 log.info("request %s: fallback %s cannot carry it", call.request_id, target.public_id)
             except UpstreamError as exc:
                 if not failover.retryable(exc):
                     raise _traced(exc, call) from None
                 self.failover.failed(target, channel, exc)
+                if failover.channel_down(exc):
+                    broken.add(channel.key)  # a fallback on the same provider would wait on it again
                 self.notify("attempt_failed", call, channel.key, exc)
                 log.warning("request %s: %s failed (%s)", call.request_id, channel.key, exc.message)
                 failure = exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 import responses
 from sqlalchemy import select
 
@@ -132,7 +133,7 @@ def test_a_cooling_model_whose_fallback_cannot_carry_the_request_is_503(
     second = post(client, account, chat(model="up:m", stream=stream, **refused_by_anthropic))
     error = assert_envelope(second, 503, "service_unavailable")["error"]
     assert "up:m" in error["message"] and "cooling down" in error["message"]
-    assert second.headers["X-Gateway-Attempts"] == "1"
+    assert second.headers["X-Gateway-Attempts"] == "0"  # no request went upstream
     # up:m sat out its cooldown and the fallback refused before sending: nothing more went upstream.
     assert (up.call_count, claude.call_count) == (1, 1)
 
@@ -373,3 +374,31 @@ def test_a_fallback_the_key_may_not_use_neither_raises_the_hold_nor_answers(make
     assert resp.headers["X-Gateway-Attempts"] == "1"
     assert (up.call_count, claude.call_count) == (1, 0)
     no_holds_left(app, account.user_id)
+
+
+def same_provider(cooldown: float) -> dict:
+    """up:m falls back to up:m2, which goes through the same (only) channel."""
+    models = {"m": {"fallbacks": ["up:m2"]}, "m2": {}}
+    return {"up": {"base_url": "http://upstream.test/v1", "cooldown": cooldown, "models": models}}
+
+
+@pytest.mark.parametrize("cooldown", [30, 0])
+def test_a_channel_that_failed_as_a_channel_is_not_tried_again_for_a_fallback(make_app, upstream, cooldown):
+    # A fallback on the same provider goes through the same channel: unreachable once, unreachable
+    # again (a timeout would make the client wait twice), even with cooldowns off.
+    app = make_app(providers=same_provider(cooldown))
+    account = make_account(app)
+    down = upstream.add(responses.POST, UP_URL, body=requests.ConnectionError("refused"))
+    resp = post(app.test_client(), account, chat(model="up:m"))
+    assert_envelope(resp, 502, "upstream_connection_error")
+    assert (down.call_count, resp.headers["X-Gateway-Attempts"]) == (1, "1")
+
+
+def test_a_status_failure_still_lets_a_fallback_on_the_same_channel_try(make_app, upstream):
+    # A 5xx may be the model's own trouble: another model behind the same channel gets its try.
+    app = make_app(providers=same_provider(0))
+    account = make_account(app)
+    busy = upstream.add(responses.POST, UP_URL, status=503, json=SERVER_ERROR)
+    resp = post(app.test_client(), account, chat(model="up:m"))
+    assert resp.status_code == 503
+    assert (busy.call_count, resp.headers["X-Gateway-Attempts"]) == (2, "2")
