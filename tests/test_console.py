@@ -260,6 +260,7 @@ def test_every_console_form_needs_its_csrf_token(app):
     for path, data in [
         ("/console/keys", {"name": "x"}),
         ("/console/signout", {}),
+        ("/console/admin/keys/1/revoke", {}),
         ("/console/signin", {"email": "ada@example.com", "password": PASSWORD}),
         ("/console/signup", {"email": "n@example.com", "password": PASSWORD, "confirm": PASSWORD}),
         (

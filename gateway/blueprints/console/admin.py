@@ -8,12 +8,13 @@ from werkzeug.wrappers import Response
 from gateway import accounts, billing, logins
 from gateway.accounts import EmailTakenError
 from gateway.blueprints import services
+from gateway.blueprints.admin import ID
 from gateway.blueprints.auth import hash_password
 from gateway.blueprints.console.balance import DAYS, usage_report
 from gateway.blueprints.console.base import admin_only, bp, no_store
 from gateway.blueprints.console.formatting import usd
-from gateway.blueprints.console.forms import CreditForm, UserForm
-from gateway.errors import InvalidRequestError
+from gateway.blueprints.console.forms import ConfirmForm, CreditForm, UserForm
+from gateway.errors import InvalidRequestError, NotFoundError
 
 
 def _users_page(form: UserForm, status: int = 200) -> Response:
@@ -57,7 +58,7 @@ def admin_create_user() -> Response:
     return redirect(url_for("console.admin_users"))
 
 
-@bp.route("/admin/users/<int:user_id>/credit", methods=["GET", "POST"])
+@bp.route(f"/admin/users/<{ID}:user_id>/credit", methods=["GET", "POST"])
 @admin_only
 def admin_credit_user(user_id: int) -> Response:
     """Add credit to a user's balance, or debit it with a negative amount; the ledger keeps the note."""
@@ -96,7 +97,25 @@ def admin_keys() -> Response:
     with services().db.session_scope() as conn:
         keys = accounts.list_key_details(conn)
     keys.reverse()
-    return no_store(make_response(render_template("admin/keys.html", keys=keys)))
+    html = render_template("admin/keys.html", keys=keys, form=ConfirmForm())
+    return no_store(make_response(html))
+
+
+# Bounded like the admin API's ids: a larger number cannot be a key, and would overflow the driver.
+@bp.post(f"/admin/keys/<{ID}:key_id>/revoke")
+@admin_only
+def admin_revoke_key(key_id: int) -> Response:
+    """Revoke any user's key; an unknown or already revoked key is a 404 page."""
+    svc = services()
+    with svc.db.session_scope() as conn:
+        key = accounts.get_key(conn, key_id)  # NotFoundError: a 404 page
+        # The UPDATE matches only a key not yet revoked, so of two admins racing, one is told "no".
+        if not accounts.revoke_key(conn, str(key_id)):
+            raise NotFoundError(f"The key {key['prefix']}… is already revoked.", code="key_not_found")
+    # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
+    svc.key_cache.clear()
+    flash(f"The key {key['prefix']}… ({key['name'] or 'unnamed'}) of {key['email']} is revoked.")
+    return redirect(url_for("console.admin_keys"))
 
 
 @bp.get("/admin/usage")

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from gateway import accounts
 from gateway.blueprints import services
+from gateway.blueprints.admin import ID
 from gateway.blueprints.console.base import bp, no_store, signed_in
 from gateway.blueprints.console.forms import ConfirmForm, KeyForm
 
@@ -70,14 +71,14 @@ def create_key() -> Response:
     return _page(_key_form(blank=True), 201, created)
 
 
-@bp.get("/keys/<int:key_id>/revoke")
+@bp.get(f"/keys/<{ID}:key_id>/revoke")
 @signed_in
 def confirm_revoke_key(key_id: int) -> str:
     """Ask before revoking: a revoked key stops working and cannot be brought back."""
     return render_template("revoke.html", key=_own_key(key_id), form=ConfirmForm())
 
 
-@bp.post("/keys/<int:key_id>/revoke")
+@bp.post(f"/keys/<{ID}:key_id>/revoke")
 @signed_in
 def revoke_key(key_id: int) -> Response:
     """Revoke one of the user's keys."""
