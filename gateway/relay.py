@@ -6,14 +6,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from gateway import billing, failover, pricing, ratelimit
-from gateway.accounts import Principal, utcnow
+from gateway.accounts import utcnow
 from gateway.billing import Hold, UsageRecord
+from gateway.call import Call, outcome_of
 from gateway.catalog import Channel, Target
 from gateway.config import Settings
 from gateway.db import Database
@@ -22,87 +23,17 @@ from gateway.errors import (
     InvalidRequestError,
     ServiceUnavailableError,
     UpstreamError,
-    UpstreamTimeoutError,
 )
 from gateway.failover import Failover
-from gateway.providers.base import CHAT, EMBEDDINGS, StreamTranslator, Usage
-from gateway.sse import Decoder, encode_data
-from gateway.upstream import Upstream, UpstreamResponse
+from gateway.providers.base import EMBEDDINGS, Usage
+from gateway.streaming import StreamRelay
+from gateway.upstream import Upstream
 
 log = logging.getLogger("gateway.relay")
 access_log = logging.getLogger("gateway.access")
 
 T = TypeVar("T")
 IMAGE_TOKENS = 2000  # an image part can cost far more tokens than the bytes of its URL
-
-
-@dataclass
-class Timing:
-    """Where a request's time went, filled in as it runs: the rest is the gateway's own overhead."""
-
-    upstream_s: float = 0.0  # waiting on the upstream: connecting, its answer, each streamed read
-    client_s: float = 0.0  # streams: handing each chunk to the client's socket
-
-    def overhead_s(self, elapsed: float) -> float:
-        return max(0.0, elapsed - self.upstream_s - self.client_s)
-
-
-@dataclass
-class Trace:
-    """Which attempt is running or answered: its target and channel, and how many were made."""
-
-    attempts: int = 0
-    target: Target | None = None
-    channel: str = ""
-
-
-@dataclass(frozen=True)
-class Call:
-    """Everything the relay needs about one authorised, validated request."""
-
-    request_id: str
-    principal: Principal
-    target: Target
-    body: dict[str, Any]
-    raw_size: int
-    stream: bool
-    started: float  # time.monotonic() when the request arrived
-    operation: str = CHAT  # CHAT, COMPLETIONS or EMBEDDINGS (providers.base)
-    timing: Timing = field(default_factory=Timing, compare=False)
-    trace: Trace = field(default_factory=Trace, compare=False)
-
-    @property
-    def answered(self) -> Target:
-        """The target of the last attempt: the one that answered, once the call has succeeded."""
-        return self.trace.target or self.target
-
-    def candidates(self) -> list[Target]:
-        """The target, then the fallbacks this key may use that offer the operation."""
-        fallbacks = [
-            t
-            for t in self.target.fallbacks
-            if self.principal.may_use(t.public_id) and t.adapter.supports(self.operation)
-        ]
-        return [self.target, *fallbacks]
-
-    @property
-    def client_usage(self) -> bool:
-        options = self.body.get("stream_options")
-        return isinstance(options, dict) and options.get("include_usage") is True
-
-    def max_output(self, default: int, target: Target | None = None) -> int:
-        if self.operation == EMBEDDINGS:
-            return 0  # embeddings are billed on input tokens only
-        # n choices each produce up to the cap (routing validates n: at most MAX_CHOICES).
-        n = self.body.get("n")
-        choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-        for name in ("max_completion_tokens", "max_tokens"):
-            value = self.body.get(name)
-            if isinstance(value, int) and value > 0:
-                return value * choices
-        # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
-        target = target or self.target
-        return choices * (target.model.max_output_tokens or target.provider.max_tokens or default)
 
 
 class Observer(Protocol):
@@ -113,12 +44,6 @@ class Observer(Protocol):
     def streams_changed(self, delta: int) -> None: ...
 
     def attempt_failed(self, call: Call, channel: str, exc: UpstreamError) -> None: ...
-
-
-def _outcome(exc: BaseException) -> str:
-    if isinstance(exc, InvalidRequestError):
-        return "invalid_request"  # an adapter found a field its provider's format cannot carry
-    return "timeout" if isinstance(exc, UpstreamTimeoutError) else "upstream_error"
 
 
 class Relay:
@@ -197,7 +122,7 @@ class Relay:
             status, outcome = 200, "ok"
             return body
         except GatewayError as exc:
-            status, outcome = exc.status, _outcome(exc)
+            status, outcome = exc.status, outcome_of(exc)
             raise
         finally:
             self.settle(call, hold, usage, status, outcome, None)
@@ -230,7 +155,7 @@ class Relay:
         try:
             stream = self._attempt(call, lambda target, channel: self._open(call, hold, target, channel))
         except GatewayError as exc:
-            self.settle(call, hold, None, exc.status, _outcome(exc), None)
+            self.settle(call, hold, None, exc.status, outcome_of(exc), None)
             raise
         except BaseException:
             self.settle(call, hold, None, 500, "gateway_error", None)
@@ -348,101 +273,3 @@ def _log_request(call: Call, record: UsageRecord) -> None:
         "overhead_ms": round(call.timing.overhead_s(record.latency_ms / 1000) * 1000, 2),
     }
     access_log.info(json.dumps(line))
-
-
-class StreamRelay:
-    """The streamed body: relays each upstream event the moment it is complete, settles once.
-
-    start() reads up to the first bytes for the client, so that a failure before them can still be
-    retried or answered with its own status. The WSGI server calls close() when the client goes away
-    or the body is done; close() shuts the upstream connection, so the provider stops generating,
-    and bills what was relayed.
-    """
-
-    def __init__(
-        self, relay: Relay, call: Call, hold: Hold, resp: UpstreamResponse, translator: StreamTranslator
-    ) -> None:
-        self.relay = relay
-        self.call = call
-        self.hold = hold
-        self.resp = resp
-        self.translator = translator
-        self.outcome = "client_disconnected"
-        self.first_byte: float | None = None
-        self._events_gen = self._events()
-        self._head = b""  # the first client bytes, read by start()
-        self._ended: bytes | None = None  # the last bytes, when the stream ended within start()
-        self._gen: Iterator[bytes] | None = None
-        self._closed = False
-
-    def start(self) -> None:
-        """Read to the first client bytes; an upstream failure before them raises."""
-        try:
-            self._head = next(self._events_gen)
-        except StopIteration as stop:
-            self._ended = stop.value
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._gen = self._relay()
-        return self._gen
-
-    def _relay(self) -> Iterator[bytes]:
-        try:
-            if self._head:
-                yield self._head
-            last = self._ended if self._ended is not None else (yield from self._events_gen)
-            # Settle before the last bytes: a client that has seen [DONE] or the error event can
-            # already find its usage row, and a disconnect at this point changes nothing.
-            self._finish()
-            yield last
-        finally:
-            self._finish()  # the client went away mid-stream, or the generator failed
-
-    def _events(self) -> Generator[bytes, None, bytes]:
-        """Yield each translated event as it completes; return the stream's last bytes."""
-        decoder, translator, timing = Decoder(), self.translator, self.call.timing
-        chunks = self.resp.chunks()
-        try:
-            while True:
-                waited = time.monotonic()
-                data = next(chunks, None)
-                ready = time.monotonic()
-                timing.upstream_s += ready - waited
-                if data is None:
-                    break
-                for event in decoder.feed(data):
-                    out = translator.feed(event)
-                    if out:
-                        self.first_byte = self.first_byte or ready
-                        handed = time.monotonic()
-                        yield b"".join(out)
-                        timing.client_s += time.monotonic() - handed
-            tail = [b for event in decoder.flush() for b in translator.feed(event)]
-            last = b"".join(tail + translator.finish())
-            self.outcome = "ok"
-            return last
-        except GatewayError as exc:
-            if self.first_byte is None:
-                raise  # nothing reached the client: the caller may retry, or answer with a status
-            # Past the first byte the status is fixed: one in-band error event, then the end.
-            self.outcome = _outcome(exc)
-            error = {"error": exc.to_error(), "request_id": self.call.request_id}
-            return encode_data(json.dumps(error).encode())
-
-    def close(self) -> None:
-        if self._gen is not None:
-            self._gen.close()  # runs the generator's finally if it had started
-        self._finish()
-
-    def _finish(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.resp.close()
-        self.relay.notify("streams_changed", -1)
-        usage = self.translator.usage or Usage(
-            prompt_tokens=pricing.estimate_tokens(self.call.raw_size),
-            completion_tokens=pricing.estimate_tokens(self.translator.relayed_bytes),
-            estimated=True,
-        )
-        self.relay.settle(self.call, self.hold, usage, 200, self.outcome, self.first_byte)

@@ -23,7 +23,7 @@ PURE = {
 }
 PERSISTENCE = {"db", "models", "billing", "accounts", "usage", "logins", "ratelimit"}
 IO = {"upstream"}
-ORCHESTRATION = {"relay"}
+ORCHESTRATION = {"relay", "call", "streaming"}
 WEB = {"blueprints", "cli"}
 WIRING = {"__init__", "wsgi"}
 LAYERS = [PURE, PERSISTENCE, IO, ORCHESTRATION, WEB, WIRING]

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 from gateway import billing
 from gateway.billing import UsageRecord
 from gateway.blueprints import services
+from gateway.call import Call
 from gateway.errors import (
     PermissionDeniedError,
     UpstreamAuthError,
@@ -20,7 +21,6 @@ from gateway.errors import (
     UpstreamTimeoutError,
 )
 from gateway.metrics import CONTENT_TYPE, Metrics
-from gateway.relay import Call
 
 bp = Blueprint("metrics", __name__)
 

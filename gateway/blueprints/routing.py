@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, request
 from gateway.accounts import Principal
 from gateway.blueprints import services
 from gateway.blueprints.auth import authenticate
+from gateway.call import Call
 from gateway.catalog import Target
 from gateway.errors import (
     InvalidRequestError,
@@ -23,7 +24,6 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
-from gateway.relay import Call
 
 bp = Blueprint("routing", __name__, url_prefix="/api/v1")
 
