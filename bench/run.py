@@ -160,7 +160,7 @@ def database(workdir: Path):
         return
     from sqlalchemy import create_engine, text
 
-    from gateway.config import normalise_database_url
+    from gateway.config.settings import normalise_database_url
 
     url = normalise_database_url(base)
     schema = "bench_" + uuid.uuid4().hex[:12]

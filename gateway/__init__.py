@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from typing import Any
@@ -10,17 +9,12 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway.accounts import KeyCache
-from gateway.blueprints import Services, admin, console, errors, health, metrics, routing
-from gateway.catalog import Catalog
-from gateway.config import Settings, load_settings
-from gateway.db import Database
-from gateway.metrics import Metrics
-from gateway.relay import Relay
-from gateway.upstream import Upstream
+from gateway import blueprints, console
+from gateway.blueprints.services import build_services
+from gateway.clock import SYSTEM, Clock
+from gateway.config.settings import Settings, load_settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-log = logging.getLogger("gateway")
 
 
 def _assign_request_id() -> None:
@@ -34,32 +28,21 @@ def _echo_request_id(resp: Response) -> Response:
     return resp
 
 
-def create_app(test_config: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, settings: Settings | None = None, clock: Clock = SYSTEM
+) -> Flask:
     """Build the app from the settings (or test_config laid over them)."""
     settings = settings or load_settings(test_config)
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="console/templates", static_folder="console/static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["TESTING"] = settings.testing
-    db = Database(settings.database_url, settings.db_pool_size)
-    catalog = Catalog(settings)
-    for model in catalog.unpriced():
-        log.warning("model %s has no price: it is served at zero cost", model)
-    counters = Metrics(multiprocess=bool(settings.metrics_dir))
-    app.extensions["gateway"] = Services(
-        settings=settings,
-        db=db,
-        catalog=catalog,
-        relay=Relay(settings, db, Upstream(), observers=(metrics.MetricsObserver(counters),)),
-        key_cache=KeyCache(settings.key_cache_ttl),
-        metrics=counters,
-    )
+    app.extensions["gateway"] = build_services(settings, clock)
     if settings.trusted_proxies:
         # Behind nginx: the client's address and scheme come from X-Forwarded-*, set by nginx alone.
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
-    for bp in (errors.bp, health.bp, routing.bp, admin.bp, metrics.bp):
-        app.register_blueprint(bp)
+    blueprints.register(app)
     console.init_app(app, settings)
     return app

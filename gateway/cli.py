@@ -14,10 +14,14 @@ from typing import Any
 
 import click
 
-from gateway import accounts, billing, ratelimit, usage
-from gateway.config import ConfigError, Settings, load_settings
-from gateway.db import Database
-from gateway.errors import GatewayError
+from gateway import clock
+from gateway.config.settings import Settings, load_settings
+from gateway.errors import ConfigError, GatewayError
+from gateway.store import billing, logins, ratelimit, usage
+from gateway.store.database import Database
+from gateway.store.keys import create_key, list_keys, revoke_key
+from gateway.store.records import Record
+from gateway.store.users import UserRecord, list_users, local_user_id, register_user
 
 
 def _settings() -> Settings:
@@ -62,8 +66,8 @@ def _date(value: str) -> datetime:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _user(conn: Any, email: str) -> dict[str, Any]:
-    found = accounts.list_users(conn, email=email)
+def _user(conn: Any, email: str) -> UserRecord:
+    found = list_users(conn, email=email)
     if not found:
         raise click.ClickException(f"no user {email}; create it with gateway users create")
     return found[0]
@@ -92,8 +96,9 @@ def _set_limits(conn: Any, kind: str, subject_id: int, options: dict[str, str | 
     ratelimit.set_limits(conn, kind, subject_id, **values)
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
+def _echo_json(data: Record | list[Record]) -> None:
+    plain = [r.to_json() for r in data] if isinstance(data, list) else data.to_json()
+    click.echo(json.dumps(plain, indent=2))
 
 
 @click.group()
@@ -112,7 +117,7 @@ def db_init() -> None:
     database = Database(_settings().database_url, pool_size=1)
     database.create_schema()
     with _store(database) as conn:
-        accounts.local_user_id(conn)
+        local_user_id(conn)
     click.echo("database ready")
 
 
@@ -128,7 +133,7 @@ def users() -> None:
 def users_create(email: str, admin: bool, unlimited: bool) -> None:
     """Create a user with a zero balance."""
     with _store() as conn:
-        user_id = accounts.register_user(conn, email, is_admin=admin, unlimited=unlimited)
+        user_id = register_user(conn, email, is_admin=admin, unlimited=unlimited)
     click.echo(f"created user {user_id} ({email.strip().lower()})")
 
 
@@ -137,20 +142,14 @@ def users_create(email: str, admin: bool, unlimited: bool) -> None:
 @click.password_option(help="The new password (asked twice when not given).")
 def users_password(email: str, password: str) -> None:
     """Set a user's console password: how the first admin gets in when sign-up is closed."""
-    from gateway import logins
-    from gateway.blueprints.auth import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
-
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise click.BadParameter(
-            f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters", param_hint="password"
-        )
-    if password.strip().lower() == email.strip().lower():
-        raise click.BadParameter("the password must not be the email address", param_hint="password")
-    password_hash = hash_password(password)
+    problem = logins.password_problem(password, email)
+    if problem:
+        raise click.BadParameter(problem, param_hint="password")
+    password_hash = logins.hash_password(password)
     with _store() as conn:
         user = _user(conn, email)
-        logins.set_password_hash(conn, user["id"], password_hash)
-    click.echo(f"password set for {user['email']}; they can sign in at /console/signin")
+        logins.set_password_hash(conn, user.id, password_hash)
+    click.echo(f"password set for {user.email}; they can sign in at /console/signin")
 
 
 @users.command("show")
@@ -163,12 +162,12 @@ def users_show(email: str, as_json: bool) -> None:
     if as_json:
         _echo_json(user)
         return
-    flags = [name for name in ("is_admin", "unlimited") if user[name]]
-    click.echo(f"user {user['id']}: {user['email']} {' '.join(flags)}".rstrip())
-    click.echo(f"balance   {_usd(user['balance_micros'])} USD")
-    click.echo(f"held      {_usd(user['held_micros'])} USD")
-    click.echo(f"available {_usd(user['available_micros'])} USD")
-    click.echo(f"created   {user['created_at']}")
+    flags = [name for name in ("is_admin", "unlimited") if getattr(user, name)]
+    click.echo(f"user {user.id}: {user.email} {' '.join(flags)}".rstrip())
+    click.echo(f"balance   {_usd(user.balance_micros)} USD")
+    click.echo(f"held      {_usd(user.held_micros)} USD")
+    click.echo(f"available {_usd(user.available_micros)} USD")
+    click.echo(f"created   {user.created_at.isoformat()}")
 
 
 @users.command("list")
@@ -176,16 +175,15 @@ def users_show(email: str, as_json: bool) -> None:
 def users_list(as_json: bool) -> None:
     """List users with their balances."""
     with _store() as conn:
-        rows = accounts.list_users(conn)
+        rows = list_users(conn)
     if as_json:
         _echo_json(rows)
         return
     click.echo(f"{'ID':>5}  {'EMAIL':<32} {'BALANCE USD':>16} {'HELD USD':>14}  FLAGS")
     for u in rows:
-        flags = " ".join(name for name in ("is_admin", "unlimited") if u[name])
+        flags = " ".join(name for name in ("is_admin", "unlimited") if getattr(u, name))
         click.echo(
-            f"{u['id']:>5}  {u['email']:<32} {_usd(u['balance_micros']):>16}"
-            f" {_usd(u['held_micros']):>14}  {flags}"
+            f"{u.id:>5}  {u.email:<32} {_usd(u.balance_micros):>16} {_usd(u.held_micros):>14}  {flags}"
         )
 
 
@@ -201,8 +199,8 @@ def credit(email: str, usd: str, note: str) -> None:
         raise click.BadParameter("the amount must not be zero", param_hint="USD")
     with _store() as conn:
         user = _user(conn, email)
-        balance = billing.credit(conn, user["id"], amount, note, accounts.utcnow())
-    click.echo(f"credited {_usd(amount)} USD to {user['email']}; balance now {_usd(balance)} USD")
+        balance = billing.credit(conn, user.id, amount, note, clock.utcnow())
+    click.echo(f"credited {_usd(amount)} USD to {user.email}; balance now {_usd(balance)} USD")
 
 
 @main.group()
@@ -229,8 +227,8 @@ def keys_create(
     limit_micros = None if limit is None else _micros(limit, negative=False)
     expires_at = None if expires is None else _date(expires)
     with _store() as conn:
-        user_id = accounts.local_user_id(conn) if email is None else _user(conn, email)["id"]
-        key_id, minted = accounts.create_key(
+        user_id = local_user_id(conn) if email is None else _user(conn, email).id
+        key_id, minted = create_key(
             conn,
             user_id,
             name=name,
@@ -249,8 +247,8 @@ def keys_create(
 def keys_list(email: str | None, as_json: bool) -> None:
     """List keys by id, prefix, state and spend; never a full key."""
     with _store() as conn:
-        user_id = None if email is None else _user(conn, email)["id"]
-        rows = accounts.list_key_details(conn, user_id=user_id)
+        user_id = None if email is None else _user(conn, email).id
+        rows = list_keys(conn, user_id=user_id)
     if as_json:
         _echo_json(rows)
         return
@@ -259,8 +257,8 @@ def keys_list(email: str | None, as_json: bool) -> None:
     )
     for k in rows:
         click.echo(
-            f"{k['id']:>5}  {k['prefix'] + '…':<12} {k['state']:<8} {k['email']:<28}"
-            f" {_usd(k['spent_micros']):>14} {_usd(k['limit_micros']):>14}  {k['name']}"
+            f"{k.id:>5}  {k.prefix + '…':<12} {k.state:<8} {k.email:<28}"
+            f" {_usd(k.spent_micros):>14} {_usd(k.limit_micros):>14}  {k.name}"
         )
 
 
@@ -280,7 +278,7 @@ def keys_limits(key_id: int, **limits: str | None) -> None:
 def users_limits(email: str, **limits: str | None) -> None:
     """Set a user's rate limits, shared by all of the user's keys."""
     with _store() as conn:
-        _set_limits(conn, "user", _user(conn, email)["id"], limits)
+        _set_limits(conn, "user", _user(conn, email).id, limits)
     click.echo(f"{email}: " + ", ".join(f"{k}={v}" for k, v in limits.items() if v is not None))
 
 
@@ -289,7 +287,7 @@ def users_limits(email: str, **limits: str | None) -> None:
 def keys_revoke(id_or_prefix: str) -> None:
     """Revoke a key by its id or display prefix."""
     with _store() as conn:
-        count = accounts.revoke_key(conn, id_or_prefix)
+        count = revoke_key(conn, id_or_prefix)
     if count == 0:
         raise click.ClickException(f"no active key matches {id_or_prefix!r}")
     click.echo(f"revoked {count} key(s); running gateways stop accepting it within seconds")
@@ -307,7 +305,7 @@ def usage_command(
     """Show recent requests, newest first, or their sums with --by."""
     since_at = None if since is None else _date(since)
     with _store() as conn:
-        user_id = None if email is None else _user(conn, email)["id"]
+        user_id = None if email is None else _user(conn, email).id
         if group_by:
             rows = usage.summarize(conn, group_by, user_id=user_id, since=since_at)
         else:
@@ -320,28 +318,28 @@ def usage_command(
         _echo_rows(rows)
 
 
-def _echo_rows(rows: list[dict[str, Any]]) -> None:
+def _echo_rows(rows: list[usage.UsageRow]) -> None:
     click.echo(
         f"{'CREATED (UTC)':<19}  {'USER':<24} {'MODEL':<24} {'PROMPT':>7} {'COMPL':>7}"
         f" {'COST USD':>12} {'STATUS':>6}  OUTCOME"
     )
     for r in rows:
         # S: streamed; ~: tokens estimated because the upstream never reported usage.
-        marks = ("S" if r["stream"] else "") + ("~" if r["estimated"] else "")
+        marks = ("S" if r.stream else "") + ("~" if r.estimated else "")
         click.echo(
-            f"{r['created_at'][:19].replace('T', ' '):<19}  {r['email']:<24} {r['model']:<24}"
-            f" {r['prompt_tokens']:>7} {r['completion_tokens']:>7} {_usd(r['cost_micros']):>12}"
-            f" {r['status']:>6}  {r['outcome']} {marks}".rstrip()
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}  {r.email:<24} {r.model:<24}"
+            f" {r.prompt_tokens:>7} {r.completion_tokens:>7} {_usd(r.cost_micros):>12}"
+            f" {r.status:>6}  {r.outcome} {marks}".rstrip()
         )
 
 
-def _echo_sums(rows: list[dict[str, Any]], group_by: str) -> None:
+def _echo_sums(rows: list[usage.UsageSum], group_by: str) -> None:
     label = {"user": "email", "key": "key_prefix", "model": "model", "day": "day"}[group_by]
     click.echo(f"{group_by.upper():<32} {'REQUESTS':>9} {'PROMPT':>12} {'COMPLETION':>12} {'COST USD':>14}")
     for r in rows:
         click.echo(
-            f"{r[label]:<32} {r['requests']:>9} {r['prompt_tokens']:>12} {r['completion_tokens']:>12}"
-            f" {_usd(r['cost_micros']):>14}"
+            f"{getattr(r, label):<32} {r.requests:>9} {r.prompt_tokens:>12} {r.completion_tokens:>12}"
+            f" {_usd(r.cost_micros):>14}"
         )
 
 
@@ -362,5 +360,5 @@ def holds_sweep(older_than: float | None) -> None:
     settings = _settings()
     seconds = settings.hold_timeout if older_than is None else older_than
     with _store(Database(settings.database_url, pool_size=1)) as conn:
-        count = billing.sweep(conn, timedelta(seconds=seconds), accounts.utcnow())
+        count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow())
     click.echo(f"released {count} hold(s) older than {seconds:g} s")

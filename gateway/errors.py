@@ -1,14 +1,17 @@
-"""The GatewayError tree: each class fixes an HTTP status, an OpenAI error type and a stable code.
+"""Every error the gateway raises: each GatewayError fixes an HTTP status, an OpenAI error type and a code.
 
 GatewayError (500 server_error)
 ├── InvalidRequestError (400 invalid_request_error)
 │   ├── UnsupportedMediaTypeError (415)
 │   ├── RequestTooLargeError (413)
 │   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
-│   └── MethodNotAllowedError (405)
-├── AuthenticationError (401 invalid_api_key)
+│   ├── MethodNotAllowedError (405)
+│   ├── DuplicateRequestError (409 duplicate_request_id)
+│   └── EmailTakenError (409 email_taken)
+├── AuthenticationError (401 invalid_api_key) ── SignInError (401 invalid_credentials)
 ├── PermissionDeniedError (403 permission_denied)
 ├── InsufficientQuotaError (429 insufficient_quota, not retryable)
+├── RateLimitError (429 rate_limit_exceeded) ── SignInThrottledError (429 too_many_attempts)
 ├── ServiceUnavailableError (503)
 └── UpstreamError (502 upstream_error)
     ├── UpstreamStatusError (the upstream's own 4xx/5xx)
@@ -16,6 +19,9 @@ GatewayError (500 server_error)
     ├── UpstreamConnectionError (502 upstream_connection_error)
     ├── UpstreamTimeoutError (504 upstream_timeout)
     └── UpstreamProtocolError (502 bad_upstream_response)
+
+ConfigError (a ValueError, not a GatewayError): the configuration cannot be used; the gateway does
+not start. No error class lives anywhere else.
 """
 
 from __future__ import annotations
@@ -104,11 +110,28 @@ class MethodNotAllowedError(InvalidRequestError):
     default_message = "This method is not allowed on this path."
 
 
+class DuplicateRequestError(InvalidRequestError):
+    status = 409
+    code = "duplicate_request_id"
+    default_message = "This X-Request-Id was already used; send a new one or none."
+
+
+class EmailTakenError(InvalidRequestError):
+    status = 409
+    code = "email_taken"
+    default_message = "A user with this email already exists."
+
+
 class AuthenticationError(GatewayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
     default_message = "Incorrect API key provided."
+
+
+class SignInError(AuthenticationError):
+    code = "invalid_credentials"
+    default_message = "Wrong email or password."
 
 
 class PermissionDeniedError(GatewayError):
@@ -126,8 +149,23 @@ class InsufficientQuotaError(GatewayError):
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        # Without this header the openai SDKs retry every 429 (protocol.md §2.3).
+        # Without this header the openai SDKs retry every 429 (docs/wire-formats.md, retries).
         self.headers.setdefault("x-should-retry", "false")
+
+
+class RateLimitError(GatewayError):
+    """429 with OpenAI's rate-limit type ("requests" or "tokens"); the openai SDKs retry it."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+    default_message = "Rate limit reached; try again later."
+
+
+class SignInThrottledError(RateLimitError):
+    type = "invalid_request_error"
+    code = "too_many_attempts"
+    default_message = "Too many sign-in attempts for this account; try again later."
 
 
 class ServiceUnavailableError(GatewayError):
@@ -163,3 +201,7 @@ class UpstreamTimeoutError(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     code = "bad_upstream_response"
     default_message = "The upstream provider sent an answer the gateway could not read."
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says where and why."""

@@ -8,16 +8,21 @@ loud reason locally, and fail in CI (CI=true), so they cannot go missing silentl
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway import accounts, create_app
-from gateway.blueprints import Services
+from gateway import create_app
+from gateway.blueprints.services import Services
+from gateway.clock import SYSTEM, Clock
+from gateway.store.keys import create_key
+from gateway.store.users import create_user, local_user_id
 
 PG_ENV = "GATEWAY_TEST_POSTGRES_URL"
 
@@ -32,7 +37,7 @@ def postgres_base_url() -> str | None:
 
 
 def _with_schema(url: str, schema: str) -> str:
-    from gateway.config import normalise_database_url
+    from gateway.config.settings import normalise_database_url
 
     sep = "&" if "?" in url else "?"
     return normalise_database_url(url) + f"{sep}options=-csearch_path%3D{schema}"
@@ -44,7 +49,7 @@ def pg_schema_url() -> Iterator[str]:
     base = postgres_base_url()
     if base is None:
         pytest.skip(f"PostgreSQL case skipped: set {PG_ENV} (make test does) to run it")
-    from gateway.config import normalise_database_url
+    from gateway.config.settings import normalise_database_url
 
     schema = "t_" + uuid.uuid4().hex[:12]
     admin = create_engine(normalise_database_url(base), isolation_level="AUTOCOMMIT")
@@ -79,8 +84,8 @@ def make_app(db_url: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(os.path.dirname(__file__))  # no stray ./gateway.toml
     apps = []
 
-    def build(**extra: Any):
-        app = create_app(base_config(db_url, **extra))
+    def build(clock: Clock = SYSTEM, **extra: Any):
+        app = create_app(base_config(db_url, **extra), clock=clock)
         app.extensions["gateway"].db.create_schema()
         apps.append(app)
         return app
@@ -121,15 +126,15 @@ def make_account(
     """Create a user (or the local unlimited one) with one key."""
     from sqlalchemy import update
 
-    from gateway.models import users
+    from gateway.store.tables import users
 
     with services(app).db.session_scope() as conn:
         if email is None:
-            user_id = accounts.local_user_id(conn)
+            user_id = local_user_id(conn)
         else:
-            user_id = accounts.create_user(conn, email, unlimited=unlimited)
+            user_id = create_user(conn, email, unlimited=unlimited)
             conn.execute(update(users).where(users.c.id == user_id).values(balance_micros=balance_micros))
-        key_id, minted = accounts.create_key(conn, user_id, **key_options)
+        key_id, minted = create_key(conn, user_id, **key_options)
     return Account(user_id, key_id, minted.secret)
 
 
@@ -143,3 +148,16 @@ def chat(model: str = "mock:echo", content: str = "Hi there", **extra: Any) -> d
     body = {"model": model, "messages": [{"role": "user", "content": content}]}
     body.update(extra)
     return body
+
+
+class FixedClock:
+    """A clock whose wall time stands still (monotonic time still runs), for tests about windows."""
+
+    def __init__(self, now: datetime) -> None:
+        self.wall = now
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return time.monotonic()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import api_keys, ledger_entries, usage_records
+from gateway.store.tables import api_keys, ledger_entries, usage_records
 from tests.conftest import chat, make_account, services
 from tests.test_api import assert_envelope
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import usage_records
+from gateway.store.keys import revoke_key
+from gateway.store.tables import usage_records
 from tests.conftest import chat, make_account, services
 
 
@@ -108,10 +109,9 @@ def test_key_with_odd_spacing_and_case_is_accepted(client, account):
 
 
 def test_revoked_key_is_refused(app, client, account):
-    from gateway import accounts
 
     with services(app).db.session_scope() as conn:
-        assert accounts.revoke_key(conn, str(account.key_id)) == 1
+        assert revoke_key(conn, str(account.key_id)) == 1
     resp = client.post("/api/v1/chat/completions", json=chat(), headers=account.headers)
     assert_envelope(resp, 401, "invalid_api_key")
 

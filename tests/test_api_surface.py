@@ -15,7 +15,7 @@ import responses
 from responses import matchers
 from sqlalchemy import select
 
-from gateway.models import holds, usage_records
+from gateway.store.tables import holds, usage_records
 from tests.conftest import make_account, services
 
 SECRET = "sk-upstream-secret-456"

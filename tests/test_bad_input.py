@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from werkzeug.http import parse_options_header
 
-from gateway.blueprints.routing import MAX_CHOICES, MAX_COUNT, MAX_JSON_DEPTH
-from gateway.models import api_keys, holds, ledger_entries, usage_records, users
+from gateway.blueprints.body import MAX_JSON_DEPTH
+from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
+from gateway.surfaces.openai_chat import MAX_CHOICES, MAX_COUNT
 from tests.conftest import chat, make_account, services
 
 LIMIT = 256 * 1024  # max_body_bytes of the apps here: big strings can cross it cheaply

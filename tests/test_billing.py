@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway import billing
-from gateway.billing import Hold, UsageRecord
+from gateway import errors
 from gateway.errors import InsufficientQuotaError
-from gateway.models import api_keys, holds, usage_records, users
+from gateway.store import billing
+from gateway.store.billing import Hold, UsageRecord
+from gateway.store.tables import api_keys, holds, usage_records, users
 from tests.conftest import chat, make_account, services
 
 PRICED = {
@@ -210,7 +211,7 @@ def test_reserving_an_id_in_flight_is_refused_and_rolled_back(app):
     acct = make_account(app, email="a@example.com", balance_micros=5000)
     with services(app).db.session_scope() as conn:
         billing.reserve(conn, hold_for(acct, "twice"), NOW)
-    with pytest.raises(billing.DuplicateRequestError):
+    with pytest.raises(errors.DuplicateRequestError):
         with services(app).db.session_scope() as conn:
             billing.reserve(conn, hold_for(acct, "twice"), NOW)
     assert balances(app, acct) == (5000, 1000, 0, 1000)

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from gateway import billing, keys
-from gateway.billing import Hold
 from gateway.cli import main
-from gateway.models import api_keys, holds, ledger_entries, usage_records, users
+from gateway.store import billing, keys
+from gateway.store.billing import Hold
+from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
 from tests.conftest import chat, services
 from tests.test_console import csrf_token
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_settings, normalise_database_url
+from gateway.config.settings import load_settings, normalise_database_url
+from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

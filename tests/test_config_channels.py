@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.config import ConfigError, load_settings
-from gateway.provider_config import ChannelConfig
+from gateway.config.providers import ChannelConfig
+from gateway.config.settings import load_settings
+from gateway.errors import ConfigError
+from gateway.routing.catalog import Catalog
 from tests.test_config import load, provider, refused
 
 MINIMAL = """

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_settings
+from gateway.config.settings import load_settings
+from gateway.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

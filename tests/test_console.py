@@ -11,13 +11,16 @@ import pytest
 from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
-from gateway import accounts, logins
-from gateway.blueprints import auth
-from gateway.blueprints.auth import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW
-from gateway.blueprints.console.formatting import usd
-from gateway.blueprints.console.secret import load_secret_key
-from gateway.config import ConfigError, load_settings
-from gateway.models import login_attempts, users
+from gateway import clock
+from gateway.config.settings import load_settings
+from gateway.console.formatting import usd
+from gateway.console.secret import load_secret_key
+from gateway.errors import ConfigError
+from gateway.store import logins
+from gateway.store.keys import list_keys
+from gateway.store.logins import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW
+from gateway.store.tables import login_attempts, users
+from gateway.store.users import list_users, register_user
 from tests.conftest import chat, make_account, services
 
 PASSWORD = "correct horse battery"
@@ -40,7 +43,7 @@ def post_form(client, path: str, data: dict, page: str | None = None):
 def add_user(app, email: str, password: str = PASSWORD, *, is_admin: bool = False, balance_micros: int = 0):
     """Create a user who can sign in; a cheap hash, since tests make many."""
     with services(app).db.session_scope() as conn:
-        user_id = accounts.register_user(conn, email, is_admin=is_admin)
+        user_id = register_user(conn, email, is_admin=is_admin)
         logins.set_password_hash(conn, user_id, generate_password_hash(password, "pbkdf2:sha256:1000"))
         conn.execute(update(users).where(users.c.id == user_id).values(balance_micros=balance_micros))
     return user_id
@@ -106,7 +109,7 @@ def test_sign_up_refuses_bad_emails_and_weak_passwords(app, client, form, messag
     resp = post_form(client, "/console/signup", form)
     assert resp.status_code == 400 and message in text(resp)
     with services(app).db.session_scope() as conn:
-        assert accounts.list_users(conn) == []
+        assert list_users(conn) == []
 
 
 def test_sign_up_refuses_a_taken_email(app, client):
@@ -130,7 +133,7 @@ def test_operator_can_close_sign_up(make_app):
     assert resp.status_code == 403
     assert "/console/signup" not in text(client.get("/console/signin"))
     with services(app).db.session_scope() as conn:
-        assert accounts.list_users(conn) == []
+        assert list_users(conn) == []
 
 
 def test_signup_setting_comes_from_the_environment():
@@ -193,7 +196,7 @@ def test_sign_in_is_limited_per_account_across_workers(make_app):
     )
     # When the window has passed, the right password works and the counter is forgotten.
     with services(first).db.session_scope() as conn:
-        earlier = accounts.utcnow() - SIGNIN_WINDOW - timedelta(seconds=1)
+        earlier = clock.utcnow() - SIGNIN_WINDOW - timedelta(seconds=1)
         conn.execute(update(login_attempts).values(window_started_at=earlier))
     ok = post_form(clients[0], "/console/signin", {"email": "ada@example.com", "password": PASSWORD})
     assert ok.status_code == 302
@@ -230,7 +233,7 @@ def test_an_account_locked_from_one_address_still_opens_from_another(app):
 
 
 def test_one_address_guessing_over_many_accounts_is_limited(app, monkeypatch):
-    monkeypatch.setattr(auth, "MAX_ADDRESS_ATTEMPTS", 3)
+    monkeypatch.setattr(logins, "MAX_ADDRESS_ATTEMPTS", 3)
     sprayer = client_at(app, "203.0.113.8")
     for i in range(3):
         assert guess(sprayer, f"user{i}@example.com").status_code == 401
@@ -241,7 +244,7 @@ def test_one_address_guessing_over_many_accounts_is_limited(app, monkeypatch):
 
 
 def test_guesses_from_many_addresses_meet_the_account_limit(app, monkeypatch):
-    monkeypatch.setattr(auth, "MAX_ACCOUNT_ATTEMPTS", MAX_SIGNIN_ATTEMPTS + 1)
+    monkeypatch.setattr(logins, "MAX_ACCOUNT_ATTEMPTS", MAX_SIGNIN_ATTEMPTS + 1)
     add_user(app, "ada@example.com")
     # One address, however busy, adds at most MAX_SIGNIN_ATTEMPTS to the account's counter.
     attacker = client_at(app, "203.0.113.9")
@@ -273,7 +276,7 @@ def test_every_console_form_needs_its_csrf_token(app):
             assert resp.status_code == 400, path
             assert resp.mimetype == "text/html" and "CSRF" in text(resp)
     with services(app).db.session_scope() as conn:
-        assert accounts.list_key_details(conn) == []
+        assert list_keys(conn) == []
     assert client.get("/console/keys").status_code == 200  # still signed in
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gateway import accounts
+from gateway.store.keys import get_key
 from tests.conftest import Account, chat, make_account, services
 from tests.test_console import csrf_token, post_form, signed_in, text
 
@@ -30,7 +30,7 @@ def api_status(app, account: Account) -> int:
 
 def key_state(app, key_id: int) -> str:
     with services(app).db.session_scope() as conn:
-        return accounts.get_key(conn, key_id)["state"]
+        return get_key(conn, key_id).state
 
 
 def row_of(page: str, prefix: str) -> str:

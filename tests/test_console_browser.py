@@ -21,7 +21,7 @@ import requests
 from sqlalchemy import create_engine, update
 from werkzeug.security import generate_password_hash
 
-from gateway.models import users
+from gateway.store.tables import users
 from tests.fakes.gateway_server import REPO, GatewayServer, run_gateway, store_url
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway import accounts
+from gateway.store import keys
+from gateway.store.users import find_user
 from tests.conftest import chat, make_account, services
 from tests.test_console import csrf_token, post_form, signed_in, text
 
@@ -28,7 +29,7 @@ def create_key(client, **fields) -> tuple[int, str]:
 
 def own_keys(app, email: str) -> list[dict]:
     with services(app).db.session_scope() as conn:
-        return [k for k in accounts.list_key_details(conn) if k["email"] == email]
+        return [k.to_json() for k in keys.list_keys(conn) if k.email == email]
 
 
 def test_a_new_key_is_shown_once_and_works(app):
@@ -132,10 +133,10 @@ def test_no_user_can_see_or_touch_another_users_keys(app):
 def test_keys_made_elsewhere_show_only_their_prefix(app):
     client = signed_in(app, "ada@example.com")
     with services(app).db.session_scope() as conn:
-        user_id = accounts.find_user(conn, "ada@example.com").id
+        user_id = find_user(conn, "ada@example.com").id
     made = make_account(app)  # the local user's key: not Ada's
     with services(app).db.session_scope() as conn:
-        _, minted = accounts.create_key(conn, user_id, name="from-the-cli")
+        _, minted = keys.create_key(conn, user_id, name="from-the-cli")
     page = text(client.get("/console/keys"))
     assert "from-the-cli" in page and minted.prefix in page and minted.secret not in page
     assert made.secret[:10] not in page

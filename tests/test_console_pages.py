@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from gateway import accounts
-from gateway.models import ledger_entries
+from gateway.store.tables import ledger_entries
+from gateway.store.users import find_user, get_user
 from tests.conftest import chat, services
 from tests.test_console import PASSWORD, add_user, csrf_token, post_form, signed_in, text
 from tests.test_console_keys import PRICED, SECRET
@@ -30,7 +30,7 @@ def call(app, secret: str, request_id: str, content: str = "Hi there") -> None:
 
 def user_id(app, email: str) -> int:
     with services(app).db.session_scope() as conn:
-        return accounts.find_user(conn, email).id
+        return find_user(conn, email).id
 
 
 def test_usage_page_shows_balance_sums_chart_and_latest_requests(app):
@@ -44,9 +44,9 @@ def test_usage_page_shows_balance_sums_chart_and_latest_requests(app):
     assert "req-usage-page-0001" in page and "req-usage-page-0002" in page
     assert "priced:echo" in page and '<svg viewBox="0 0 900 200"' in page and "<rect" in page
     with services(app).db.session_scope() as conn:
-        balance = accounts.get_user(conn, user_id(app, "ada@example.com"))["balance_micros"]
+        balance = get_user(conn, user_id(app, "ada@example.com")).balance_micros
     assert balance < 5_000_000
-    from gateway.blueprints.console.formatting import usd
+    from gateway.console.formatting import usd
 
     assert usd(balance) in page
 
@@ -85,8 +85,8 @@ def test_admin_pages_are_closed_to_non_admins(app, method, path):
         resp = client.get(path)
     assert resp.status_code == 403 and resp.mimetype == "text/html" and "administrators only" in text(resp)
     with services(app).db.session_scope() as conn:
-        assert accounts.get_user(conn, user_id(app, "bo@example.com"))["balance_micros"] == 1_000_000
-        assert accounts.find_user(conn, "new@example.com") is None
+        assert get_user(conn, user_id(app, "bo@example.com")).balance_micros == 1_000_000
+        assert find_user(conn, "new@example.com") is None
     assert "/console/admin/" not in text(client.get("/console/keys"))  # no Admin link either
 
 
@@ -119,7 +119,7 @@ def test_admin_credits_and_debits_a_user_with_a_ledger_note(app):
     zero = post_form(admin, page, {"amount_usd": "0"})
     assert zero.status_code == 400 and "non-zero" in text(zero)
     with services(app).db.session_scope() as conn:
-        assert accounts.get_user(conn, ada)["balance_micros"] == 3_500_000
+        assert get_user(conn, ada).balance_micros == 3_500_000
         notes = conn.execute(select(ledger_entries.c.note, ledger_entries.c.amount_micros)).all()
         assert [tuple(n) for n in notes] == [("invoice 42", 2_500_000)]
         assert conn.execute(select(func.count()).select_from(ledger_entries)).scalar_one() == 1
@@ -144,7 +144,7 @@ def test_admin_adds_a_user_who_can_then_sign_in(make_app):
 def test_a_demoted_admin_loses_the_admin_pages_at_once(app):
     from sqlalchemy import update
 
-    from gateway.models import users
+    from gateway.store.tables import users
 
     admin = signed_in(app, "root@example.com", is_admin=True)
     assert admin.get("/console/admin/users").status_code == 200

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway import logins
-from gateway.blueprints.auth import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW, hash_password
-from gateway.models import users
+from gateway.store import logins
+from gateway.store.logins import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW, hash_password
+from gateway.store.tables import users
 from tests.conftest import services
 from tests.test_console import PASSWORD, add_user, csrf_token, post_form, signed_in, text
 

@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from gateway.catalog import Catalog, Target
-from gateway.config import load_settings
+from gateway.config.settings import load_settings
 from gateway.errors import (
     InvalidRequestError,
     UpstreamAuthError,
@@ -17,7 +16,8 @@ from gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from gateway.failover import MAX_COOLDOWN, Failover, retry_after, retryable
+from gateway.routing.catalog import Catalog, Target
+from gateway.routing.failover import MAX_COOLDOWN, Failover, retry_after, retryable
 
 
 class FakeClock:

@@ -13,8 +13,8 @@ import requests
 import responses
 from sqlalchemy import select
 
-from gateway.failover import Failover
-from gateway.models import holds, usage_records, users
+from gateway.routing.failover import Failover
+from gateway.store.tables import holds, usage_records, users
 from tests.conftest import chat, make_account, services
 from tests.test_api import assert_envelope
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, create_engine, select
 
-from gateway.models import holds, usage_records
+from gateway.store.tables import holds, usage_records
 from tests.fakes.fault_upstream import FAULTS, FaultUpstream
 from tests.fakes.gateway_server import GatewayServer, free_port, run_gateway, store_url
 from tests.fakes.sse_client import open_stream

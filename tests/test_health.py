@@ -30,8 +30,8 @@ def test_readyz_is_503_in_the_envelope_when_the_database_is_unreachable(tmp_path
 def test_an_exhausted_pool_is_503_not_500(db_url):
     import pytest
 
-    from gateway.db import Database
     from gateway.errors import ServiceUnavailableError
+    from gateway.store.database import Database
 
     db = Database(db_url, pool_size=1, pool_timeout=0.1)
     busy = [db.engine.connect(), db.engine.connect()]  # pool_size plus its equal overflow
@@ -50,8 +50,8 @@ def test_a_request_fails_closed_with_503_when_the_database_goes_away(make_app):
     # The key is already cached, so only billing (and rate limits) need the store: they fail closed.
     import responses
 
-    from gateway.config import normalise_database_url
-    from gateway.db import make_engine
+    from gateway.config.settings import normalise_database_url
+    from gateway.store.database import make_engine
     from tests.conftest import chat, make_account, services
 
     providers = {"up": {"base_url": "http://upstream.test/v1", "models": {"m": {"input_price": 1}}}}

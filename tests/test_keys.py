@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from gateway import keys
+from gateway.store import keys
 
 
 def test_minted_key_is_sk_and_at_least_40_url_safe_characters():

@@ -66,7 +66,7 @@ def test_failed_tries_are_counted_by_channel_and_the_request_under_the_model_tha
 def test_holds_in_flight_are_shown(app, client, account):
     from datetime import UTC, datetime
 
-    from gateway import billing
+    from gateway.store import billing
     from tests.conftest import services
 
     hold = billing.Hold("in-flight-1", account.user_id, account.key_id, "mock:echo", 1234)

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.pricing import cost_micros, estimate_tokens, worst_case_micros
-from gateway.provider_config import ModelConfig
+from gateway.config.providers import ModelConfig
 from gateway.providers.base import Usage
+from gateway.relay.pricing import cost_micros, estimate_tokens, worst_case_micros
 
 
 def model(input_price="0.27", output_price="1.10", cached=None, written=None) -> ModelConfig:

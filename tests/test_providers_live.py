@@ -21,7 +21,7 @@ import openai
 import pytest
 from sqlalchemy import create_engine, select
 
-from gateway.models import usage_records
+from gateway.store.tables import usage_records
 from tests.fakes import anthropic_upstream, gemini_upstream, script
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.gateway_server import GatewayServer, run_gateway, store_url

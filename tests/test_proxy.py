@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.config import load_settings
+from gateway.config.settings import load_settings
+from gateway.routing.catalog import Catalog
 from tests.conftest import chat, make_account
 from tests.fakes.fault_upstream import FaultUpstream
 from tests.test_config import load, provider, refused

@@ -13,11 +13,13 @@ import pytest
 import responses
 from sqlalchemy import func, select
 
-from gateway import billing, ratelimit
-from gateway.billing import Hold
-from gateway.models import api_keys, holds, rate_limit_windows, usage_records, users
-from gateway.ratelimit import Limit, RateLimitError
-from tests.conftest import chat, make_account, services
+from gateway.errors import RateLimitError
+from gateway.store import billing, ratelimit
+from gateway.store.billing import Hold
+from gateway.store.keys import create_key
+from gateway.store.ratelimit import Limit
+from gateway.store.tables import api_keys, holds, rate_limit_windows, usage_records, users
+from tests.conftest import FixedClock, chat, make_account, services
 
 URL = "http://upstream.test/v1/chat/completions"
 PROVIDERS = {
@@ -42,9 +44,8 @@ TOKENS = len(BODY) + 10  # the reservation's worst case: a byte of body per prom
 
 
 @pytest.fixture
-def app(make_app, monkeypatch):
-    monkeypatch.setattr("gateway.relay.utcnow", lambda: NOW)  # time only: the window the requests fall in
-    return make_app(providers=PROVIDERS)
+def app(make_app):
+    return make_app(providers=PROVIDERS, clock=FixedClock(NOW))  # time only: the minute window
 
 
 @pytest.fixture
@@ -105,9 +106,7 @@ def test_key_rpm_refuses_the_next_request_with_openai_headers(app, upstream):
 def test_user_tpm_is_shared_by_the_users_keys(app, upstream):
     acct = make_account(app, email="a@example.com", balance_micros=10**6)
     with services(app).db.session_scope() as conn:
-        from gateway import accounts
-
-        other_key, minted = accounts.create_key(conn, acct.user_id)
+        other_key, minted = create_key(conn, acct.user_id)
     other = type(acct)(acct.user_id, other_key, minted.secret)
     set_limits(app, "user", acct.user_id, tpm_limit=2 * TOKENS + TOKENS // 2)
     client = app.test_client()
@@ -194,9 +193,8 @@ def test_concurrency_is_released_after_an_upstream_error(app):
     assert state(app, acct)[:2] == (2, 0)
 
 
-def test_concurrency_is_released_when_a_stream_client_disconnects(make_app, monkeypatch):
-    monkeypatch.setattr("gateway.relay.utcnow", lambda: NOW)
-    app = make_app()
+def test_concurrency_is_released_when_a_stream_client_disconnects(make_app):
+    app = make_app(clock=FixedClock(NOW))
     acct = make_account(app, email="a@example.com", balance_micros=10**6)
     set_limits(app, "key", acct.key_id, max_concurrent=1)
     client = app.test_client()

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from sqlalchemy import create_engine, func, select
 
-from gateway.models import holds, usage_records
+from gateway.store.tables import holds, usage_records
 from tests.fakes.gateway_server import run_gateway, store_url
 from tests.fakes.upstream import FakeUpstream
 

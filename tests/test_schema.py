@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from gateway.config import normalise_database_url
-from gateway.models import metadata
+from gateway.config.settings import normalise_database_url
+from gateway.store.tables import metadata
 from tests.conftest import postgres_base_url
 
 SCHEMA_SQL = pathlib.Path(__file__).resolve().parent.parent / "schema.sql"
@@ -90,7 +90,7 @@ def test_schema_sql_can_run_twice(two_schemas):
 
 
 def test_create_schema_is_idempotent(db_url):
-    from gateway.db import Database
+    from gateway.store.database import Database
 
     db = Database(db_url)
     db.create_schema()

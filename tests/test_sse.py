@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sse import DONE, KEEP_ALIVE, Decoder, Event, encode_comment, encode_data
+from gateway.providers.events import DONE, KEEP_ALIVE, Event, encode_comment, encode_data
+from gateway.upstream.sse import Decoder
 
 FIXTURES = sorted((Path(__file__).parent / "providers" / "fixtures").rglob("*.sse"))
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import Engine, create_engine, func, select
 
-from gateway.models import holds, usage_records
+from gateway.store.tables import holds, usage_records
 from tests.fakes.gateway_server import INPUT_PRICE, OUTPUT_PRICE, GatewayServer, run_gateway, store_url
 from tests.fakes.sse_client import open_stream
 from tests.fakes.upstream import MAX_SLOW_CHUNKS, MID_STREAM_ERROR, SECRET, FakeUpstream

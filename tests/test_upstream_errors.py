@@ -17,9 +17,9 @@ import responses
 from responses import matchers
 from sqlalchemy import select
 
-from gateway.models import holds, usage_records
 from gateway.providers.base import UpstreamRequest
-from gateway.upstream import Upstream
+from gateway.store.tables import holds, usage_records
+from gateway.upstream.transport import Upstream
 from tests.conftest import chat, make_account, services
 
 SECRET = "sk-upstream-secret-123"

@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from gateway.models import holds, usage_records, users
+from gateway.store.tables import holds, usage_records, users
 from tests.fakes.gateway_server import run_gateway, store_url
 from tests.fakes.upstream import FakeUpstream
 

@@ -1,28 +1,13 @@
-"""Flask blueprints; services() hands a view the objects create_app wired for this app."""
+"""Flask blueprints: the API per surface, admin, health, metrics and the errors; register() adds them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from flask import Flask
 
-from flask import current_app
-
-from gateway.accounts import KeyCache
-from gateway.catalog import Catalog
-from gateway.config import Settings
-from gateway.db import Database
-from gateway.metrics import Metrics
-from gateway.relay import Relay
+from gateway.blueprints import admin, chat, errors, health, metrics, models
 
 
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    db: Database
-    catalog: Catalog
-    relay: Relay
-    key_cache: KeyCache
-    metrics: Metrics
-
-
-def services() -> Services:
-    return current_app.extensions["gateway"]
+def register(app: Flask) -> None:
+    """Register every API blueprint on the app (the console registers its own)."""
+    for module in (errors, health, chat, models, admin, metrics):
+        app.register_blueprint(module.bp)

@@ -7,16 +7,19 @@ An admin is a caller with an API key whose user is_admin, or with the operator's
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway import accounts, billing, ratelimit, usage
-from gateway.blueprints import services
+from gateway import clock
 from gateway.blueprints.auth import authenticate
-from gateway.blueprints.routing import read_json_body
+from gateway.blueprints.body import read_json_body
+from gateway.blueprints.services import services
 from gateway.errors import InvalidRequestError, PermissionDeniedError
+from gateway.store import billing, keys, ratelimit, usage, users
+from gateway.store.records import Record
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -159,15 +162,15 @@ def _usage_filters() -> dict[str, Any]:
     }
 
 
-def _list(data: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"object": "list", "data": data, **extra}
+def _list(records: Sequence[Record], **extra: Any) -> dict[str, Any]:
+    return {"object": "list", "data": [r.to_json() for r in records], **extra}
 
 
 @bp.get("/users")
 def list_users() -> dict[str, Any]:
     """List every user, oldest first."""
     with services().db.session_scope() as conn:
-        return _list(accounts.list_users(conn))
+        return _list(users.list_users(conn))
 
 
 @bp.post("/users")
@@ -183,17 +186,17 @@ def create_user() -> tuple[dict[str, Any], int]:
         raise InvalidRequestError(f"'{name}' must not be negative for a new user.", param=name)
     note = _text(body, "note", 1000, "initial credit")
     with services().db.session_scope() as conn:
-        user_id = accounts.register_user(conn, email, is_admin=is_admin, unlimited=unlimited)
+        user_id = users.register_user(conn, email, is_admin=is_admin, unlimited=unlimited)
         if initial:
-            billing.credit(conn, user_id, initial, note, accounts.utcnow())
-        return accounts.get_user(conn, user_id), 201
+            billing.credit(conn, user_id, initial, note, clock.utcnow())
+        return users.get_user(conn, user_id).to_json(), 201
 
 
 @bp.get(f"/users/<{ID}:user_id>")
 def get_user(user_id: int) -> dict[str, Any]:
     """Return one user."""
     with services().db.session_scope() as conn:
-        return accounts.get_user(conn, user_id)
+        return users.get_user(conn, user_id).to_json()
 
 
 @bp.post(f"/users/<{ID}:user_id>/credit")
@@ -207,13 +210,13 @@ def credit_user(user_id: int) -> dict[str, Any]:
         )
     note = _text(body, "note", 1000)
     with services().db.session_scope() as conn:
-        accounts.get_user(conn, user_id)
+        users.get_user(conn, user_id)
         try:
-            billing.credit(conn, user_id, amount, note, accounts.utcnow())
+            billing.credit(conn, user_id, amount, note, clock.utcnow())
         except InvalidRequestError as exc:
             exc.param = name  # the debit is too large: point at the field that said so
             raise
-        return {"amount_micros": amount, "note": note, "user": accounts.get_user(conn, user_id)}
+        return {"amount_micros": amount, "note": note, "user": users.get_user(conn, user_id).to_json()}
 
 
 @bp.get("/keys")
@@ -221,7 +224,7 @@ def list_keys() -> dict[str, Any]:
     """List keys, all or one user's; never a full key."""
     user_id = _query_int("user_id", 1, MAX_ID)
     with services().db.session_scope() as conn:
-        return _list(accounts.list_key_details(conn, user_id=user_id))
+        return _list(keys.list_keys(conn, user_id=user_id))
 
 
 @bp.post("/keys")
@@ -234,11 +237,11 @@ def create_key() -> Response:
     expires_at = _datetime(body.get("expires_at"), "expires_at")
     models = _models(body.get("models"))
     with services().db.session_scope() as conn:
-        accounts.get_user(conn, user_id)
-        key_id, minted = accounts.create_key(
+        users.get_user(conn, user_id)
+        key_id, minted = keys.create_key(
             conn, user_id, name=name, limit_micros=limit, expires_at=expires_at, allowed_models=models
         )
-        created = {**accounts.get_key(conn, key_id), "key": minted.secret}
+        created = {**keys.get_key(conn, key_id).to_json(), "key": minted.secret}
     resp = jsonify(created)
     resp.status_code = 201
     resp.headers["Cache-Control"] = "no-store"  # the one response that carries a full key
@@ -250,9 +253,9 @@ def revoke_key(key_id: int) -> dict[str, Any]:
     """Revoke a key (again is fine) and forget it in this process's key cache."""
     svc = services()
     with svc.db.session_scope() as conn:
-        accounts.get_key(conn, key_id)
-        accounts.revoke_key(conn, str(key_id))
-        revoked = accounts.get_key(conn, key_id)
+        keys.get_key(conn, key_id)
+        keys.revoke_key(conn, str(key_id))
+        revoked = keys.get_key(conn, key_id).to_json()
     # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
     svc.key_cache.clear()
     return revoked
@@ -275,9 +278,9 @@ def update_key(key_id: int) -> dict[str, Any]:
         changes["allowed_models"] = _models(body["models"])
     svc = services()
     with svc.db.session_scope() as conn:
-        accounts.update_key(conn, key_id, **changes)
+        keys.update_key(conn, key_id, **changes)
         ratelimit.set_limits(conn, "key", key_id, **_rate_limits(body))
-        updated = accounts.get_key(conn, key_id)
+        updated = keys.get_key(conn, key_id).to_json()
     svc.key_cache.clear()  # cached principals carry the old expiry, model list and rate limits
     return updated
 
@@ -288,9 +291,9 @@ def update_user(user_id: int) -> dict[str, Any]:
     limits = _rate_limits(_body(*ratelimit.FIELDS))
     svc = services()
     with svc.db.session_scope() as conn:
-        accounts.get_user(conn, user_id)
+        users.get_user(conn, user_id)
         ratelimit.set_limits(conn, "user", user_id, **limits)
-        updated = accounts.get_user(conn, user_id)
+        updated = users.get_user(conn, user_id).to_json()
     svc.key_cache.clear()
     return updated
 

@@ -1,17 +1,19 @@
 """Render every error, ours or Flask's: the OpenAI envelope with the request id, or a page in the console.
 
-Only the console (/ and /console/...) gets HTML; /api/* and every other path keep the JSON envelope.
+Only the console (/ and /console/...) gets HTML: it registers its page renderer with
+register_pages(); /api/* and every other path keep the JSON envelope.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
-from flask import Blueprint, Response, g, render_template
+from flask import Blueprint, Flask, Response, current_app, g
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
-from gateway.blueprints.console.base import in_console
 from gateway.errors import (
     GatewayError,
     InvalidRequestError,
@@ -24,27 +26,28 @@ bp = Blueprint("errors", __name__)
 log = logging.getLogger("gateway.errors")
 
 _BY_STATUS = {404: NotFoundError, 405: MethodNotAllowedError, 413: RequestTooLargeError}
+# (status, title, message, headers) -> the page, or None when the request is not the renderer's own.
+Pages = Callable[[int, str, str, dict[str, str]], BaseResponse | None]
 _TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 500: "Error"}
 
 
-def _page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    request_id = getattr(g, "request_id", "")
-    try:
-        html = render_template(
-            "error.html", status=status, title=title, message=message, request_id=request_id
-        )
-    except Exception:
-        # The error page itself failed (a broken template, no database for the nav): say it plainly.
-        log.exception("request %s: the error page failed", request_id)
-        html = f"{status} {title}. Request id: {request_id}"
-        return Response(html, status=status, mimetype="text/plain", headers=headers)
-    return Response(html, status=status, mimetype="text/html", headers=headers)
+def register_pages(app: Flask, pages: Pages) -> None:
+    """Let a part of the app (the console) answer errors of its own requests with its own pages."""
+    app.extensions["gateway.error_pages"] = pages
 
 
-def render(error: GatewayError) -> Response:
+def _page(
+    status: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> BaseResponse | None:
+    pages = current_app.extensions.get("gateway.error_pages")
+    return pages(status, title, message, headers or {}) if pages else None
+
+
+def render(error: GatewayError) -> BaseResponse:
+    page = _page(error.status, _TITLES.get(error.status, "Error"), error.message, error.headers)
+    if page is not None:
+        return page
     request_id = getattr(g, "request_id", "")
-    if in_console():
-        return _page(error.status, _TITLES.get(error.status, "Error"), error.message, error.headers)
     resp = Response(json.dumps(error.to_body(request_id)), status=error.status, mimetype="application/json")
     for name, value in error.headers.items():
         resp.headers[name] = value
@@ -52,7 +55,7 @@ def render(error: GatewayError) -> Response:
 
 
 @bp.app_errorhandler(GatewayError)
-def handle_gateway_error(error: GatewayError) -> Response:
+def handle_gateway_error(error: GatewayError) -> BaseResponse:
     if error.status >= 500:
         log.warning(
             "request %s failed: %s %s: %s",
@@ -65,10 +68,11 @@ def handle_gateway_error(error: GatewayError) -> Response:
 
 
 @bp.app_errorhandler(HTTPException)
-def handle_http_exception(error: HTTPException) -> Response:
+def handle_http_exception(error: HTTPException) -> BaseResponse:
     status = error.code or 500
-    if in_console():
-        return _page(status, error.name, error.description or error.name)
+    page = _page(status, error.name, error.description or error.name)
+    if page is not None:
+        return page
     kind = _BY_STATUS.get(status)
     if kind is not None:
         return render(kind())
@@ -80,6 +84,6 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 @bp.app_errorhandler(Exception)
-def handle_unexpected(error: Exception) -> Response:
+def handle_unexpected(error: Exception) -> BaseResponse:
     log.exception("request %s: unexpected error", getattr(g, "request_id", ""))
     return render(GatewayError())

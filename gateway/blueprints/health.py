@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from gateway.blueprints import services
+from gateway.blueprints.services import services
 from gateway.errors import ServiceUnavailableError
 
 bp = Blueprint("health", __name__)

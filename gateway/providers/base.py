@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.config.providers import ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamError, UpstreamStatusError
-from gateway.provider_config import ProviderConfig
-from gateway.sse import Event
+from gateway.providers.events import Event
 
 CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
 MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
@@ -128,42 +128,44 @@ class Adapter:
             proxy=self.provider.proxy,
         )
 
-    def upstream_error(
-        self,
-        status: int,
-        message: str | None,
-        kind: str | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        credential: bool = False,
-    ) -> UpstreamError:
-        """Normalise an upstream error into ours; credential failures are the operator's."""
-        name = self.provider.name
-        if credential or status in (401, 402, 403):
-            # The client's key was fine; the gateway's provider key or account was not.
-            return UpstreamAuthError(
-                f"Provider '{name}' refused the gateway's credentials or account "
-                f"(HTTP {status}); the gateway operator must check this provider's key and balance."
-            )
-        message = (
-            self.redact(message)[:MAX_MESSAGE]
-            if message
-            else f"Provider '{name}' answered with HTTP {status}."
-        )
-        if not 400 <= status <= 599:
-            status = 502
-        if kind is None:
-            kind = "invalid_request_error" if status < 500 else "server_error"
-        if code is None:
-            code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
-        return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
 
-    def redact(self, text: str) -> str:
-        """Remove the provider's secret, address and proxy from text that may reach a client or a log."""
-        for secret in (self.provider.api_key, self.provider.base_url, self.provider.proxy):
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "[redacted]")
-        return text
+def upstream_error(
+    provider: ProviderConfig,
+    status: int,
+    message: str | None,
+    kind: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+    credential: bool = False,
+) -> UpstreamError:
+    """Normalise an upstream error into ours; credential failures are the operator's."""
+    name = provider.name
+    if credential or status in (401, 402, 403):
+        # The client's key was fine; the gateway's provider key or account was not.
+        return UpstreamAuthError(
+            f"Provider '{name}' refused the gateway's credentials or account "
+            f"(HTTP {status}); the gateway operator must check this provider's key and balance."
+        )
+    message = (
+        redact(provider, message)[:MAX_MESSAGE]
+        if message
+        else f"Provider '{name}' answered with HTTP {status}."
+    )
+    if not 400 <= status <= 599:
+        status = 502
+    if kind is None:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+    if code is None:
+        code = {429: "rate_limit_exceeded"}.get(status, "upstream_error" if status >= 500 else None)
+    return UpstreamStatusError(message, status=status, type=kind, code=code, param=param)
+
+
+def redact(provider: ProviderConfig, text: str) -> str:
+    """Remove the provider's secret, address and proxy from text that may reach a client or a log."""
+    for secret in (provider.api_key, provider.base_url, provider.proxy):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 EFFORTS = ("none", "minimal", "low", "medium", "high")

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from gateway.providers.base import Usage
-from gateway.sse import DONE, encode_data
+from gateway.providers.events import DONE, encode_data
 
 
 def dumps(data: Any) -> bytes:

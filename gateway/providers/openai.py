@@ -15,8 +15,9 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    upstream_error,
 )
-from gateway.sse import DONE, Event, encode_comment, encode_data
+from gateway.providers.events import DONE, Event, encode_comment, encode_data
 
 
 def dumps(data: Any) -> bytes:
@@ -189,7 +190,7 @@ class OpenAIAdapter(Adapter):
         # OpenAI's 429 insufficient_quota is the gateway's provider account running dry, not the
         # client's balance, which is what our own insufficient_quota means.
         credential = "insufficient_quota" in (kind, code)
-        return self.upstream_error(status, message, kind, code, param, credential=credential)
+        return upstream_error(self.provider, status, message, kind, code, param, credential=credential)
 
     def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
         return OpenAIStreamTranslator(self, public_model, upstream_model, client_usage)

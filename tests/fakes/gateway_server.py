@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from gateway.config import normalise_database_url
+from gateway.config.settings import normalise_database_url
 from tests.fakes.upstream import MODELS, SECRET
 
 REPO = Path(__file__).resolve().parents[2]

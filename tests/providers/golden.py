@@ -24,7 +24,7 @@ import pytest
 
 from gateway.errors import UpstreamError
 from gateway.providers.base import Adapter
-from gateway.sse import Decoder
+from gateway.upstream.sse import Decoder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLIC_MODEL = "acme:chat-model"

@@ -9,9 +9,9 @@ import json
 
 import pytest
 
+from gateway.config.providers import ModelConfig, ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
-from gateway.provider_config import ModelConfig, ProviderConfig
-from gateway.providers.anthropic import AnthropicAdapter
+from gateway.providers.anthropic.adapter import AnthropicAdapter
 from tests.providers import golden
 
 SECRET = "sk-ant-secret-123"

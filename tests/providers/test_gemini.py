@@ -10,10 +10,10 @@ import json
 
 import pytest
 
+from gateway.config.providers import ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
-from gateway.provider_config import ProviderConfig
 from gateway.providers.base import EMBEDDINGS
-from gateway.providers.gemini import GeminiAdapter
+from gateway.providers.gemini.adapter import GeminiAdapter
 from tests.providers import golden
 
 SECRET = "AIza-gemini-secret-123"

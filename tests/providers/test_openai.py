@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError, UpstreamStatusError
-from gateway.provider_config import ProviderConfig
 from gateway.providers.openai import OpenAIAdapter
-from gateway.sse import Decoder
+from gateway.upstream.sse import Decoder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openai"
 PUBLIC_MODEL = "acme:chat-model"

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from gateway.provider_config import ProviderConfig
+from gateway.config.providers import ProviderConfig
 from gateway.providers.azure import AzureAdapter
 from gateway.providers.base import COMPLETIONS, EMBEDDINGS
 from gateway.providers.openai import OpenAIAdapter
-from gateway.sse import Decoder
+from gateway.upstream.sse import Decoder
 
 SECRET = "sk-compat-secret"
 

@@ -1,0 +1,55 @@
+"""The objects a running app serves with: built once by build_services(), handed to views by services()."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+
+from gateway.clock import SYSTEM, Clock
+from gateway.config.settings import Settings
+from gateway.observability.access_log import AccessLog
+from gateway.observability.metrics import Metrics, MetricsObserver
+from gateway.relay.pipeline import Relay
+from gateway.routing.catalog import Catalog
+from gateway.store.database import Database
+from gateway.store.key_cache import KeyCache
+from gateway.upstream.transport import Upstream
+
+log = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    relay: Relay
+    key_cache: KeyCache
+    metrics: Metrics
+    clock: Clock
+
+
+def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
+    """Build the store, the catalog, the relay and its observers from the settings."""
+    db = Database(settings.database_url, settings.db_pool_size)
+    catalog = Catalog(settings)
+    for model in catalog.unpriced():
+        log.warning("model %s has no price: it is served at zero cost", model)
+    metrics = Metrics(multiprocess=bool(settings.metrics_dir))
+    observers = (MetricsObserver(metrics), AccessLog())
+    return Services(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        relay=Relay(settings, db, Upstream(), observers, clock),
+        key_cache=KeyCache(settings.key_cache_ttl, clock=clock),
+        metrics=metrics,
+        clock=clock,
+    )
+
+
+def services() -> Services:
+    """Return the services of the app serving the current request."""
+    return current_app.extensions["gateway"]  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Anthropic's Messages API as an upstream: request, response, stream and their shared mapping."""

@@ -1,0 +1,146 @@
+"""Anthropic's streamed Messages events translated to OpenAI chat.completion chunks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config.providers import ProviderConfig
+from gateway.errors import UpstreamProtocolError
+from gateway.providers.anthropic.mapping import FINISH, error_from, usage_from
+from gateway.providers.base import StreamTranslator, Usage
+from gateway.providers.chunks import ChunkWriter
+from gateway.providers.events import Event, encode_comment
+
+
+class AnthropicStreamTranslator(StreamTranslator):
+    """One stream's state: the message id, tool-call numbering, usage so far, the stop reason.
+
+    Tool calls are numbered 0, 1, 2 … in the order they start; Anthropic's block index counts text
+    and thinking blocks too, so a map from block index to call number is kept. Usage comes in two
+    halves: input counts in message_start, the cumulative output count in message_delta.
+    """
+
+    def __init__(
+        self,
+        provider: ProviderConfig,
+        public_model: str,
+        client_usage: bool,
+        clock: Callable[[], float],
+        new_id: Callable[[], str],
+    ) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.new_id = new_id
+        self.out = ChunkWriter(public_model, client_usage)
+        self.usage: Usage | None = None
+        self.relayed_bytes = 0
+        self._calls: dict[int, int] = {}  # Anthropic block index -> OpenAI tool-call index
+        self._thinking: dict[int, dict[str, Any]] = {}  # block index -> thinking block so far
+        self._finish: str | None = None
+        self._done = False
+
+    def feed(self, event: Event) -> list[bytes]:
+        if event.comment is not None or event.data is None or self._done:
+            return []
+        try:
+            data = json.loads(event.data)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError(
+                f"Provider '{self.provider.name}' sent a stream event that is not a JSON object."
+            )
+        kind = data.get("type") or event.event
+        if kind == "error" or event.event == "error":
+            raise error_from(self.provider, data, 502)
+        if kind == "message_start":
+            message = data.get("message") if isinstance(data.get("message"), dict) else {}
+            self.usage = usage_from(message.get("usage"))
+            return self.out.start(str(message.get("id") or ""), int(self.clock()))
+        if kind == "ping":
+            return [encode_comment(b": ping")]  # keeps idle timers between here and the client alive
+        out = self.out.start("msg_" + self.new_id(), int(self.clock()))
+        index = data.get("index")
+        if kind == "content_block_start":
+            out += self._block_start(index, data.get("content_block"))
+        elif kind == "content_block_delta":
+            out += self._block_delta(index, data.get("delta"))
+        elif kind == "content_block_stop" and index in self._thinking:
+            # Signed thinking goes to the client whole, once, so it can send it back on the next turn.
+            out.append(self.out.delta({"thinking_blocks": [self._thinking.pop(index)]}))
+        elif kind == "message_delta":
+            self._message_delta(data)
+        elif kind == "message_stop":
+            return out + self._end()
+        return out  # unknown event types are ignored, as Anthropic asks
+
+    def finish(self) -> list[bytes]:
+        if self._done:
+            return []
+        if self._finish is None:
+            raise UpstreamProtocolError(
+                f"Provider '{self.provider.name}' ended the stream before the answer was complete."
+            )
+        return self._end()  # message_delta came, so the answer is whole; only message_stop is missing
+
+    def _block_start(self, index: Any, block: Any) -> list[bytes]:
+        if not isinstance(block, dict):
+            return []
+        kind = block.get("type")
+        if kind == "tool_use":
+            number = self._calls[index] = len(self._calls)
+            name = str(block.get("name") or "")
+            self.relayed_bytes += len(name.encode())
+            call = {"index": number, "id": block.get("id", ""), "type": "function"}
+            call["function"] = {"name": name, "arguments": ""}
+            return [self.out.delta({"tool_calls": [call]})]
+        if kind in ("thinking", "redacted_thinking"):
+            self._thinking[index] = dict(block)
+        if kind == "text" and block.get("text"):
+            return [self._text("content", block["text"])]
+        return []
+
+    def _block_delta(self, index: Any, delta: Any) -> list[bytes]:
+        if not isinstance(delta, dict):
+            return []
+        kind = delta.get("type")
+        if kind == "text_delta" and isinstance(delta.get("text"), str):
+            return [self._text("content", delta["text"])]
+        if kind == "input_json_delta" and index in self._calls:
+            piece = str(delta.get("partial_json") or "")
+            self.relayed_bytes += len(piece.encode())
+            call = {"index": self._calls[index], "function": {"arguments": piece}}
+            return [self.out.delta({"tool_calls": [call]})] if piece else []
+        if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
+            block = self._thinking.setdefault(index, {"type": "thinking", "thinking": ""})
+            block["thinking"] = (block.get("thinking") or "") + delta["thinking"]
+            return [self._text("reasoning_content", delta["thinking"])]
+        if kind == "signature_delta" and index in self._thinking:
+            block = self._thinking[index]
+            block["signature"] = (block.get("signature") or "") + str(delta.get("signature") or "")
+        return []
+
+    def _message_delta(self, data: dict[str, Any]) -> None:
+        delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+        if delta.get("stop_reason"):
+            self._finish = FINISH.get(delta["stop_reason"], "stop")
+        later = usage_from(data.get("usage"))
+        if later is not None:
+            before = self.usage or Usage()
+            # Output counts are cumulative; newer API versions repeat the input counts here too.
+            self.usage = Usage(
+                prompt_tokens=later.prompt_tokens or before.prompt_tokens,
+                completion_tokens=later.completion_tokens,
+                cached_tokens=later.cached_tokens or before.cached_tokens,
+                cache_write_tokens=later.cache_write_tokens or before.cache_write_tokens,
+            )
+
+    def _text(self, name: str, text: str) -> bytes:
+        self.relayed_bytes += len(text.encode("utf-8"))
+        return self.out.delta({name: text})
+
+    def _end(self) -> list[bytes]:
+        self._done = True
+        return self.out.end({0: self._finish or "stop"}, self.usage)

@@ -1,0 +1,76 @@
+"""The hold: the most a request can cost, reserved before any upstream call; the one owner of the estimate.
+
+A token is never shorter than one byte of the body, so the body's size bounds the prompt, and each
+image part counts IMAGE_TOKENS more, since an image costs far more tokens than the bytes of its URL.
+The output is the cap the client set, else the model's or the provider's default, once per choice.
+A fallback may answer instead of the model asked for, at its own price: the dearest is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.providers.base import EMBEDDINGS
+from gateway.relay import pricing
+from gateway.relay.call import Call
+from gateway.routing.catalog import Target
+from gateway.store import billing, ratelimit
+from gateway.store.billing import Hold
+from gateway.store.database import Database
+
+# OpenAI's dearest tiling of one high-detail image is about 2,500 tokens; this is also what the
+# estimate held before it read parts (two 2,000-token matches of "image_url" per part).
+IMAGE_TOKENS = 4000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The worst case of one request: what is held, and the tokens the rate limits count."""
+
+    amount_micros: int
+    tokens: int
+
+
+def prompt_tokens(call: Call) -> int:
+    """Bound the prompt's tokens from above."""
+    return call.raw_size + call.request.images * IMAGE_TOKENS
+
+
+def output_tokens(call: Call, target: Target, default: int) -> int:
+    """Bound the output's tokens from above for one target: the cap, once per choice asked for."""
+    body = call.body
+    if call.operation == EMBEDDINGS:
+        return 0  # embeddings are billed on input tokens only
+    # n choices each produce up to the cap (the surface validates n: at most MAX_CHOICES).
+    n = body.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value * choices
+    # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
+    return choices * (target.model.max_output_tokens or target.provider.max_tokens or default)
+
+
+def estimate(call: Call, default_max_tokens: int) -> Estimate:
+    """Return the most the call can cost on any of its candidate targets."""
+    prompt = prompt_tokens(call)
+    outputs = [(t, output_tokens(call, t, default_max_tokens)) for t in call.candidates()]
+    amount = max(pricing.worst_case_micros(t.model, prompt, out) for t, out in outputs)
+    return Estimate(amount, prompt + max(out for _, out in outputs))
+
+
+def reserve(db: Database, clock: Clock, call: Call, default_max_tokens: int) -> Hold:
+    """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
+    worst = estimate(call, default_max_tokens)
+    principal = call.principal
+    hold = Hold(
+        call.request_id, principal.user_id, principal.key_id, call.target.public_id, worst.amount_micros
+    )
+    with db.session_scope() as conn:
+        now = clock.now()
+        if principal.limits:  # rate limits: same transaction, so the hold counts as in flight
+            ratelimit.admit(conn, principal.limits, worst.tokens, now)
+        billing.reserve(conn, hold, now)
+    return hold

@@ -1,0 +1,107 @@
+"""Settle each request exactly once (its usage row and its money), and sweep holds of dead workers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+from gateway.clock import Clock
+from gateway.config.settings import Settings
+from gateway.observability.observer import Observers, Settled
+from gateway.providers.base import Usage
+from gateway.relay import pricing
+from gateway.relay.call import Call
+from gateway.store import billing
+from gateway.store.billing import Hold, UsageRecord
+from gateway.store.database import Database
+
+log = logging.getLogger("gateway.relay")
+SETTLE_TRIES = 3
+
+
+class Settlement:
+    """Writes usage rows and moves money for the relay; releases stale holds once a minute."""
+
+    def __init__(self, settings: Settings, db: Database, clock: Clock, observers: Observers) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.observers = observers
+        self._sweep_lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def settle(
+        self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
+    ) -> None:
+        """Write the one usage row and move the money; retried, because the money is real."""
+        usage = usage or Usage()
+        hold = replace(hold, model=call.answered.public_id)  # the row names the model that answered
+        elapsed = self.clock.monotonic() - call.started
+        record = UsageRecord(
+            status=status,
+            outcome=outcome,
+            stream=call.stream,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_micros=pricing.cost_micros(call.answered.model, usage),
+            latency_ms=int(elapsed * 1000),
+            ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
+            estimated=usage.estimated,
+        )
+        for attempt in range(SETTLE_TRIES):
+            try:
+                with self.db.session_scope() as conn:
+                    if not billing.settle(conn, hold, record, self.clock.now()):
+                        log.warning("request %s was already settled or swept", call.request_id)
+                break
+            except Exception:
+                # The hold stays until the sweep if every try fails; say so loudly.
+                log.exception(
+                    "settling request %s failed (try %d of %d)", call.request_id, attempt + 1, SETTLE_TRIES
+                )
+                time.sleep(0.05 * (attempt + 1))
+        self.observers.settled(_event(call, record))
+        self.sweep_if_due()
+
+    def sweep_if_due(self) -> None:
+        """Release holds of dead workers, at most once a minute per process; no cron needed."""
+        now = self.clock.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + min(60.0, self.settings.hold_timeout / 2)
+            with self.db.session_scope() as conn:
+                swept = billing.sweep(conn, timedelta(seconds=self.settings.hold_timeout), self.clock.now())
+            if swept:
+                log.warning("released %d hold(s) older than %ss", swept, self.settings.hold_timeout)
+        except Exception:
+            log.exception("sweeping stale holds failed")
+        finally:
+            self._sweep_lock.release()
+
+
+def _event(call: Call, record: UsageRecord) -> Settled:
+    return Settled(
+        request_id=call.request_id,
+        key_prefix=call.principal.key_prefix,
+        user_id=call.principal.user_id,
+        model=call.answered.public_id,
+        channel=call.trace.channel,
+        attempts=call.trace.attempts,
+        status=record.status,
+        outcome=record.outcome,
+        stream=record.stream,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        cost_micros=record.cost_micros,
+        estimated=record.estimated,
+        latency_ms=record.latency_ms,
+        ttfb_ms=record.ttfb_ms,
+        upstream_s=call.timing.upstream_s,
+        overhead_s=call.timing.overhead_s(record.latency_ms / 1000),
+    )

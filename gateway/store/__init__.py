@@ -1,0 +1,1 @@
+"""The store: the only importer of sqlalchemy; functions take a connection and never commit."""

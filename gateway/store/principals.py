@@ -1,0 +1,64 @@
+"""Who is calling: the principal behind a usable key, as the request pipeline needs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+
+from gateway.clock import as_utc
+from gateway.store import ratelimit
+from gateway.store.tables import api_keys, users
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key and its owner, as the request pipeline needs them."""
+
+    key_id: int
+    key_prefix: str
+    user_id: int
+    user_email: str
+    is_admin: bool
+    allowed_models: frozenset[str] | None
+    expires_at: datetime | None
+    limits: tuple[ratelimit.Limit, ...] = ()  # empty: no rate-limit work on the hot path
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+
+def find_principal(conn: Connection, key_hash: str) -> Principal | None:
+    """Return the principal for a usable key hash, or None (unknown, revoked or disabled)."""
+    row = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.prefix,
+            api_keys.c.key_hash,
+            api_keys.c.allowed_models,
+            api_keys.c.expires_at,
+            users.c.id.label("user_id"),
+            users.c.email,
+            users.c.is_admin,
+            *(api_keys.c[name] for name in ratelimit.FIELDS),
+            *(users.c[name].label("user_" + name) for name in ratelimit.FIELDS),
+        )
+        .join(users, users.c.id == api_keys.c.user_id)
+        .where(
+            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None), api_keys.c.disabled.is_(False)
+        )
+    ).first()
+    if row is None:
+        return None
+    allowed = frozenset(m for m in (row.allowed_models or "").split(",") if m) or None
+    return Principal(
+        key_id=row.id,
+        key_prefix=row.prefix,
+        user_id=row.user_id,
+        user_email=row.email,
+        is_admin=row.is_admin,
+        allowed_models=allowed,
+        expires_at=as_utc(row.expires_at),
+        limits=ratelimit.limits_of(row),
+    )

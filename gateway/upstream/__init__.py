@@ -1,0 +1,1 @@
+"""The only door to upstream HTTP: transports, deadlines and SSE decoding; the only importer of requests."""
