@@ -6,7 +6,7 @@ Amounts are typed in USD and stored as integer micro-USD; --json output is for s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -96,8 +96,8 @@ def _set_limits(conn: Any, kind: str, subject_id: int, options: dict[str, str | 
     ratelimit.set_limits(conn, kind, subject_id, **values)
 
 
-def _echo_json(data: Record | list[Record]) -> None:
-    plain = [r.to_json() for r in data] if isinstance(data, list) else data.to_json()
+def _echo_json(data: Record | Sequence[Record]) -> None:
+    plain = data.to_json() if isinstance(data, Record) else [r.to_json() for r in data]
     click.echo(json.dumps(plain, indent=2))
 
 
@@ -307,15 +307,13 @@ def usage_command(
     with _store() as conn:
         user_id = None if email is None else _user(conn, email).id
         if group_by:
-            rows = usage.summarize(conn, group_by, user_id=user_id, since=since_at)
+            sums = usage.summarize(conn, group_by, user_id=user_id, since=since_at)
         else:
             rows = usage.list_usage(conn, user_id=user_id, since=since_at, limit=limit)
-    if as_json:
-        _echo_json(rows)
-    elif group_by:
-        _echo_sums(rows, group_by)
+    if group_by:
+        _echo_json(sums) if as_json else _echo_sums(sums, group_by)
     else:
-        _echo_rows(rows)
+        _echo_json(rows) if as_json else _echo_rows(rows)
 
 
 def _echo_rows(rows: list[usage.UsageRow]) -> None:

@@ -52,4 +52,5 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
 
 def services() -> Services:
     """Return the services of the app serving the current request."""
-    return current_app.extensions["gateway"]  # type: ignore[no-any-return]
+    services: Services = current_app.extensions["gateway"]
+    return services

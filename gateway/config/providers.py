@@ -5,14 +5,13 @@ Validated once at start-up; every mistake is a ConfigError that names the key an
 
 from __future__ import annotations
 
-import math
 import re
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from gateway.config.channels import ChannelConfig, parse_base_url, parse_channels, parse_proxy
+from gateway.config.values import choice, expand, optional_count, price, strings, table, timeout
 from gateway.errors import ConfigError
 
 PROVIDER_TYPES = ("openai", "azure", "anthropic", "gemini", "mock")
@@ -52,20 +51,7 @@ _TYPE_KEYS = {
     "gemini": set(),
     "mock": set(),
 }
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # no '/': provider/channel names a channel
-
-
-@dataclass(frozen=True)
-class ChannelConfig:
-    """One way to reach a provider: an endpoint and a key; requests spread over channels by weight."""
-
-    name: str
-    base_url: str
-    api_key: str = field(default="", repr=False)
-    weight: int = 1
-    proxy: str = field(default="", repr=False)  # may hold a password
 
 
 @dataclass(frozen=True)
@@ -115,31 +101,6 @@ class ProviderConfig:
         return self.channels or (ChannelConfig("default", self.base_url, self.api_key, 1, self.proxy),)
 
 
-def _price(where: str, raw: Any) -> Decimal:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ConfigError(f"{where}: price must be a number of USD per million tokens")
-    try:
-        value = Decimal(str(raw))
-    except InvalidOperation:
-        raise ConfigError(f"{where}: price {raw!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise ConfigError(f"{where}: price must be a finite number >= 0, got {raw!r}")
-    return value
-
-
-def _expand(where: str, raw: Any, env: dict[str, str]) -> str:
-    if not isinstance(raw, str):
-        raise ConfigError(f"{where} must be a string")
-
-    def sub(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            raise ConfigError(f"{where} uses ${{{name}}}, but {name} is not set in the environment")
-        return env[name]
-
-    return _VAR.sub(sub, raw)
-
-
 def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     where = f"providers.{provider}.models.{name}"
     if not isinstance(raw, dict):
@@ -159,127 +120,38 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     upstream_id = raw.get("upstream_id", name)
     if not isinstance(upstream_id, str) or not upstream_id:
         raise ConfigError(f"{where}.upstream_id must be a non-empty string")
-    cap = _optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
+    cap = optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
     cached, written = raw.get("cached_input_price"), raw.get("cache_write_price")
     return ModelConfig(
         name=name,
         upstream_id=upstream_id,
-        input_price=_price(f"{where}.input_price", raw.get("input_price", 0)),
-        output_price=_price(f"{where}.output_price", raw.get("output_price", 0)),
-        cached_input_price=None if cached is None else _price(f"{where}.cached_input_price", cached),
-        cache_write_price=None if written is None else _price(f"{where}.cache_write_price", written),
+        input_price=price(f"{where}.input_price", raw.get("input_price", 0)),
+        output_price=price(f"{where}.output_price", raw.get("output_price", 0)),
+        cached_input_price=None if cached is None else price(f"{where}.cached_input_price", cached),
+        cache_write_price=None if written is None else price(f"{where}.cache_write_price", written),
         max_output_tokens=cap,
-        context_length=_optional_count(f"{where}.context_length", raw.get("context_length")),
+        context_length=optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
-        fallbacks=_strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
+        fallbacks=strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
     )
 
 
-def _optional_count(where: str, raw: Any) -> int | None:
-    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
-        raise ConfigError(f"{where} must be a positive integer")
-    return raw
-
-
-def _timeout(where: str, raw: Any, zero: bool = False) -> float:
-    number = not isinstance(raw, bool) and isinstance(raw, int | float) and math.isfinite(raw)
-    if not number or raw < 0 or (raw == 0 and not zero):
-        raise ConfigError(f"{where} must be a {'' if zero else 'positive '}number of seconds")
-    return float(raw)
-
-
-def _timeouts(where: str, raw: dict[str, Any]) -> dict[str, float]:
+def _timeouts(where: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Read the four timeouts; the older read_timeout is the default of first-byte and idle."""
-    read = _timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0))
-    out = {"connect_timeout": _timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0))}
+    read = timeout(f"{where}.read_timeout", raw.get("read_timeout", 300.0))
+    out: dict[str, Any] = {
+        "connect_timeout": timeout(f"{where}.connect_timeout", raw.get("connect_timeout", 5.0))
+    }
     for name, default in (("first_byte_timeout", read), ("idle_timeout", read), ("total_timeout", 900.0)):
-        out[name] = _timeout(f"{where}.{name}", raw.get(name, default))
-    out["cooldown"] = _timeout(f"{where}.cooldown", raw.get("cooldown", 30.0), zero=True)
+        out[name] = timeout(f"{where}.{name}", raw.get(name, default))
+    out["cooldown"] = timeout(f"{where}.cooldown", raw.get("cooldown", 30.0), zero=True)
     return out
 
 
-def _base_url(where: str, raw: Any, kind: str, env: dict[str, str]) -> str:
-    base_url = _expand(where, raw, env).rstrip("/")
-    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
-        raise ConfigError(f"{where} must be an http(s) URL, e.g. https://api.deepseek.com/v1")
-    return base_url
-
-
-def _proxy(where: str, raw: Any, url: str, env: dict[str, str]) -> str:
-    """Return the proxy to reach url through: the configured one ("none": no proxy), else the
-    environment's HTTPS_PROXY or HTTP_PROXY, unless NO_PROXY names the host; "" for none.
-
-    Read once here: the upstream module keeps the environment out of every request.
-    """
-    if raw is not None:
-        value = _expand(where, raw, env)
-        if value in ("", "none"):
-            return ""
-        if not re.match(r"^https?://[^/\s]+/?$", value):
-            raise ConfigError(f'{where} must be an http(s) proxy URL such as http://proxy:3128, or "none"')
-        return value.rstrip("/")
-    scheme, host = urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(url).hostname or ""
-    found = {}
-    for name in ("no", "http", "https", "all"):
-        value = env.get(f"{name}_proxy") or env.get(f"{name.upper()}_PROXY")
-        if value:
-            found[name] = value
-    if scheme not in ("http", "https") or urllib.request.proxy_bypass_environment(host, found):
-        return ""
-    return found.get(scheme) or found.get("all", "")
-
-
-def _channels(where: str, raw: Any, defaults: dict[str, Any], kind: str, env: dict[str, str]) -> tuple:
-    """Read [[providers.NAME.channels]]: each row may set name, base_url, api_key, weight and proxy;
-    defaults holds the provider's base_url, api_key and raw proxy setting."""
-    if not isinstance(raw, list) or not raw or not all(isinstance(row, dict) for row in raw):
-        raise ConfigError(
-            f'{where} must be an array of tables, e.g. [{{ api_key = "${{KEY_A}}", weight = 2 }}]'
-        )
-    channels = []
-    for i, row in enumerate(raw):
-        at = f"{where}[{i}]"
-        unknown = set(row) - {"name", "base_url", "api_key", "weight", "proxy"}
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")
-        name = row.get("name", str(i + 1))
-        if not isinstance(name, str) or not _CHANNEL.match(name):
-            raise ConfigError(f"{at}.name must be a short name of letters, digits, '.', '_', '-'")
-        weight = row.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            raise ConfigError(f"{at}.weight must be a positive integer")
-        url = _base_url(f"{at}.base_url", row["base_url"], kind, env) if "base_url" in row else ""
-        key = _expand(f"{at}.api_key", row["api_key"], env) if "api_key" in row else defaults["api_key"]
-        url = url or defaults["base_url"]
-        proxy = _proxy(f"{at}.proxy", row.get("proxy", defaults["proxy"]), url, env)
-        channels.append(ChannelConfig(name, url, key, weight, proxy))
-    if len({c.name for c in channels}) != len(channels):
-        raise ConfigError(f"{where}: channel names must differ")
-    return tuple(channels)
-
-
-def _choice(where: str, raw: Any, choices: tuple[str, ...]) -> str:
-    if raw not in choices:
-        raise ConfigError(f"{where} {raw!r} is unknown; use one of {', '.join(choices)}")
-    return raw
-
-
-def _strings(where: str, raw: Any, example: str = '["logit_bias", "user"]') -> tuple[str, ...]:
-    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
-        raise ConfigError(f"{where} must be an array of names, e.g. {example}")
-    return tuple(raw)
-
-
-def _table(where: str, raw: Any, env: dict[str, str], example: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
-        raise ConfigError(f"{where} must be a table of strings, e.g. {example}")
-    return tuple((k, _expand(f"{where}.{k}", v, env)) for k, v in raw.items())
-
-
 def _paths(where: str, raw: Any, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    paths = _table(where, raw, env, '{ chat = "/api/chat/completions" }')
+    paths = table(where, raw, env, '{ chat = "/api/chat/completions" }')
     for operation, path in paths:
-        _choice(f"{where}: operation", operation, OPERATIONS)
+        choice(f"{where}: operation", operation, OPERATIONS)
         if not path.startswith("/"):
             raise ConfigError(f"{where}.{operation} must start with '/', got {path!r}")
     return paths
@@ -293,23 +165,23 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
         hint = f" ({', '.join(others)} do not apply to type {kind!r})" if others else ""
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}{hint}")
     options: dict[str, Any] = {
-        "auth": _choice(f"{where}.auth", raw.get("auth", DEFAULT_AUTH[kind]), AUTH_STYLES),
-        "headers": _table(f"{where}.headers", raw.get("headers", {}), env, '{ "X-Title" = "gateway" }'),
+        "auth": choice(f"{where}.auth", raw.get("auth", DEFAULT_AUTH[kind]), AUTH_STYLES),
+        "headers": table(f"{where}.headers", raw.get("headers", {}), env, '{ "X-Title" = "gateway" }'),
         "api_version": DEFAULT_API_VERSION.get(kind, ""),
     }
     if "paths" in raw:
         options["paths"] = _paths(f"{where}.paths", raw["paths"], env)
     if "drop_params" in raw:
-        options["drop_params"] = _strings(f"{where}.drop_params", raw["drop_params"])
+        options["drop_params"] = strings(f"{where}.drop_params", raw["drop_params"])
     if "rename_params" in raw:
         example = '{ max_completion_tokens = "max_tokens" }'
-        options["rename_params"] = _table(f"{where}.rename_params", raw["rename_params"], env, example)
+        options["rename_params"] = table(f"{where}.rename_params", raw["rename_params"], env, example)
     if "developer_role" in raw:
-        options["developer_role"] = _choice(
+        options["developer_role"] = choice(
             f"{where}.developer_role", raw["developer_role"], ("developer", "system")
         )
     if "reasoning_field" in raw:
-        options["reasoning_field"] = _choice(
+        options["reasoning_field"] = choice(
             f"{where}.reasoning_field", raw["reasoning_field"], REASONING_FIELDS
         )
     if "stream_usage" in raw:
@@ -322,7 +194,7 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
             raise ConfigError(f"{where}.api_version must be a version string, e.g. 2024-10-21")
         options["api_version"] = version
     if "max_tokens" in raw:
-        options["max_tokens"] = _optional_count(f"{where}.max_tokens", raw["max_tokens"])
+        options["max_tokens"] = optional_count(f"{where}.max_tokens", raw["max_tokens"])
     return options
 
 
@@ -337,18 +209,18 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
     options = _options(where, kind, raw, env)
     default_url = "mock://local" if kind == "mock" else ""
-    api_key = _expand(f"{where}.api_key", raw.get("api_key", ""), env)
+    api_key = expand(f"{where}.api_key", raw.get("api_key", ""), env)
     channels: tuple[ChannelConfig, ...] = ()
     if "channels" in raw:
         # The provider's base_url and api_key are the defaults of channels that name none.
-        top_url = _base_url(f"{where}.base_url", raw["base_url"], kind, env) if "base_url" in raw else ""
+        top_url = parse_base_url(f"{where}.base_url", raw["base_url"], kind, env) if "base_url" in raw else ""
         defaults = {"base_url": top_url or default_url, "api_key": api_key, "proxy": raw.get("proxy")}
-        channels = _channels(f"{where}.channels", raw["channels"], defaults, kind, env)
+        channels = parse_channels(f"{where}.channels", raw["channels"], defaults, kind, env)
         if not all(c.base_url for c in channels):
             raise ConfigError(f"{where}: give base_url to the provider or to every channel")
         base_url = top_url or channels[0].base_url
     else:
-        base_url = _base_url(f"{where}.base_url", raw.get("base_url", default_url), kind, env)
+        base_url = parse_base_url(f"{where}.base_url", raw.get("base_url", default_url), kind, env)
     models = raw.get("models", {})
     if not isinstance(models, dict) or not models:
         raise ConfigError(f"{where}.models must list at least one model")
@@ -358,7 +230,7 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         base_url=base_url,
         api_key=api_key,
         channels=channels,
-        proxy=_proxy(f"{where}.proxy", raw.get("proxy"), base_url, env),
+        proxy=parse_proxy(f"{where}.proxy", raw.get("proxy"), base_url, env),
         models=tuple(_model(name, m, body) for m, body in models.items()),
         **_timeouts(where, raw),
         **options,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -69,7 +70,7 @@ def networks(value: str) -> tuple[str, ...]:
     )
 
 
-_ENV_FIELDS = {
+_ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_DATABASE_URL": ("database_url", str),
     "DATABASE_URL": ("database_url", str),
     "GATEWAY_MAX_BODY_BYTES": ("max_body_bytes", int),
@@ -142,7 +143,9 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
             try:
                 values[name] = kind(env[var])
             except ValueError:
-                raise ConfigError(f"{var}={env[var]!r} is not a valid {kind.__name__}") from None
+                raise ConfigError(
+                    f"{var}={env[var]!r} is not a valid {getattr(kind, '__name__', 'value')}"
+                ) from None
     test_config = dict(test_config or {})
     if "providers" in test_config and isinstance(test_config["providers"], dict):
         data = {"providers": test_config.pop("providers"), "aliases": test_config.pop("aliases", {})}

@@ -69,7 +69,8 @@ def admin_credit_user(user_id: int) -> Response:
         target = get_user(conn, user_id)  # 404 page when there is no such user
     status = 200
     if form.validate_on_submit():
-        if form.amount_usd.micros == 0:
+        amount = form.amount_usd.micros
+        if not amount:
             form.amount_usd.errors.append("Give a non-zero amount (negative to debit).")
         else:
             try:
@@ -77,14 +78,14 @@ def admin_credit_user(user_id: int) -> Response:
                     billing.credit(
                         conn,
                         user_id,
-                        form.amount_usd.micros,
+                        amount,
                         (form.note.data or "").strip(),
                         clock.utcnow(),
                     )
             except InvalidRequestError as exc:
                 form.amount_usd.errors.append(exc.message)
             else:
-                flash(f"{usd(form.amount_usd.micros)} credited to {target.email}.")
+                flash(f"{usd(amount)} credited to {target.email}.")
                 return redirect(url_for("console.admin_users"))
     if form.is_submitted():
         status = 400

@@ -44,7 +44,7 @@ def signup() -> Response | tuple[str, int] | str:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def signin() -> Response | tuple[str, int] | str:
+def signin() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | str:
     """Check an email and password (a few tries per account, address and quarter hour) and sign in."""
     form = SignInForm()
     next_url = safe_next(request.args.get("next"))

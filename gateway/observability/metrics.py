@@ -6,7 +6,7 @@ samples to files there, and a scrape of any worker reads all of them: one view o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -51,7 +51,7 @@ class _HoldsCollector:
     def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
         self.read = read
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         count, amount = self.read()
         yield GaugeMetricFamily("gateway_holds_outstanding", "Requests holding money right now.", value=count)
         yield GaugeMetricFamily(

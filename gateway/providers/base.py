@@ -27,6 +27,11 @@ class Usage:
     estimated: bool = False
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """Return a JSON object as it is, anything else as an empty one: upstreams send what they like."""
+    return value if isinstance(value, dict) else {}
+
+
 def token_count(raw: dict[str, Any], name: str) -> int:
     """Read one token count from an upstream usage object: a positive integer, else 0."""
     value = raw.get(name)

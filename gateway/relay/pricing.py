@@ -37,6 +37,8 @@ def estimate_tokens(text_bytes: int) -> int:
 def worst_case_micros(model: ModelConfig, prompt_bytes: int, max_output: int) -> int:
     """Bound a request's cost from above: a token is never shorter than one byte of the body."""
     # Any prompt token may come back as cached or cache-written: the bound takes the dearest price.
-    prompt_price = max(model.input_price, model.cached_input_price or 0, model.cache_write_price or 0)
+    prompt_price = max(
+        model.input_price, model.cached_input_price or Decimal(0), model.cache_write_price or Decimal(0)
+    )
     total = _micros(prompt_bytes, prompt_price) + _micros(max_output, model.output_price)
     return int(total.to_integral_value(rounding=ROUND_CEILING))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -15,7 +16,7 @@ from gateway.errors import ServiceUnavailableError
 from gateway.store.tables import metadata
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout makes writers queue, not fail.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

@@ -77,7 +77,7 @@ def validate_embeddings(body: dict[str, Any]) -> None:
     value = body.get("input")
     items = [value] if isinstance(value, str) else value
     valid = isinstance(items, list) and 0 < len(items) <= 2048
-    if valid and not all(isinstance(i, str) for i in items):
+    if valid and isinstance(items, list) and not all(isinstance(i, str) for i in items):
         ints = [x for i in items for x in (i if isinstance(i, list) else [i])]
         valid = all(isinstance(x, int) and not isinstance(x, bool) for x in ints) and all(
             not isinstance(i, list) or i for i in items

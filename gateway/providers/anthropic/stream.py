@@ -9,7 +9,7 @@ from typing import Any
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
 from gateway.providers.anthropic.mapping import FINISH, error_from, usage_from
-from gateway.providers.base import StreamTranslator, Usage
+from gateway.providers.base import StreamTranslator, Usage, as_object
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event, encode_comment
 
@@ -56,7 +56,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "error" or event.event == "error":
             raise error_from(self.provider, data, 502)
         if kind == "message_start":
-            message = data.get("message") if isinstance(data.get("message"), dict) else {}
+            message = as_object(data.get("message"))
             self.usage = usage_from(message.get("usage"))
             return self.out.start(str(message.get("id") or ""), int(self.clock()))
         if kind == "ping":
@@ -123,7 +123,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         return []
 
     def _message_delta(self, data: dict[str, Any]) -> None:
-        delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
+        delta = as_object(data.get("delta"))
         if delta.get("stop_reason"):
             self._finish = FINISH.get(delta["stop_reason"], "stop")
         later = usage_from(data.get("usage"))

@@ -9,7 +9,7 @@ from typing import Any
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
 from gateway.providers import chunks
-from gateway.providers.base import EMBEDDINGS, Completion
+from gateway.providers.base import EMBEDDINGS, Completion, as_object
 from gateway.providers.gemini.mapping import error_from, finish_reason, parts_to_message, usage_from
 
 
@@ -34,7 +34,7 @@ def parse_answer(
         return _embeddings(data, public_model, provider)
     choices = []
     for n, candidate in enumerate(data.get("candidates") or ()):
-        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+        content = as_object(candidate.get("content"))
         text, reasoning, calls = parts_to_message(content.get("parts"), new_id)
         choices.append(
             {

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.base import StreamTranslator, Usage
+from gateway.providers.base import StreamTranslator, Usage, as_object
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event
 from gateway.providers.gemini.mapping import error_from, finish_reason, parts_to_message, usage_from
@@ -77,7 +77,7 @@ class GeminiStreamTranslator(StreamTranslator):
         return self.out.end(self._finish, self.usage)
 
     def _candidate(self, index: int, candidate: dict[str, Any]) -> list[bytes]:
-        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+        content = as_object(candidate.get("content"))
         text, reasoning, calls = parts_to_message(content.get("parts"), self.new_id)
         out = []
         if reasoning:
