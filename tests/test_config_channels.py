@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gateway.config.providers import ChannelConfig
+from gateway.config.channels import ChannelConfig
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
 from gateway.routing.catalog import Catalog

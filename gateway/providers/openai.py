@@ -17,11 +17,8 @@ from gateway.providers.base import (
     Usage,
     upstream_error,
 )
+from gateway.providers.chunks import dumps, usage_object
 from gateway.providers.events import DONE, Event, encode_comment, encode_data
-
-
-def dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _count(value: Any) -> int | None:
@@ -299,7 +296,7 @@ class OpenAIStreamTranslator(StreamTranslator):
                 "created": self._head.get("created", 0),
                 "model": self.public_model,
                 "choices": [],
-                "usage": _usage_object(self.usage),
+                "usage": usage_object(self.usage),
             }
             out.append(encode_data(dumps(chunk)))
         return out + [DONE]
@@ -309,7 +306,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         if held is None:
             return []
         if usage is not None:
-            held["usage"] = _usage_object(usage)
+            held["usage"] = usage_object(usage)
         held["model"] = self.public_model
         return [encode_data(dumps(held))]
 
@@ -320,14 +317,6 @@ class OpenAIStreamTranslator(StreamTranslator):
             return encode_data(data.replace(self._needle, self._model, 1))
         chunk["model"] = self.public_model
         return encode_data(dumps(chunk))
-
-
-def _usage_object(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
 
 
 def _text_bytes(delta: Any) -> int:
