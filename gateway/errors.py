@@ -149,7 +149,7 @@ class InsufficientQuotaError(GatewayError):
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        # Without this header the openai SDKs retry every 429 (docs/wire-formats.md, retries).
+        # Without this header the openai SDKs retry every 429 (docs/wire-formats.md#openai-sdk-retries).
         self.headers.setdefault("x-should-retry", "false")
 
 

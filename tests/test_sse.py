@@ -112,7 +112,7 @@ def test_id_retry_and_unknown_fields_are_ignored():
 
 
 def test_id_alone_dispatches_nothing():
-    # openai-python would turn an id-only event into an empty data event and fail (protocol.md §3.2).
+    # openai-python yields an id-only event as empty data and fails (docs/wire-formats.md#sse-never-send-id).
     assert decode(b"id: 1\n\n: ping\n\n") == [Event(comment=b": ping")]
 
 
@@ -139,7 +139,7 @@ def test_flush_with_nothing_pending_yields_nothing():
 
 
 def test_bare_json_line_is_taken_as_data():
-    # Ollama writes its error body into the stream without "data:" (protocol.md §3.4).
+    # Ollama writes its error into the stream without "data:" (docs/wire-formats.md#sse-bare-json-errors).
     body = b'{"error":{"message":"boom"}}'
     assert decode(body + b"\n") == [Event(data=body)]
     assert decode(b"data: 1\n\n" + body) == [Event(data=b"1"), Event(data=body)]

@@ -45,8 +45,8 @@ def list_models() -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-# path, not string: openai-python ≥ 3 sends a '/' in an id as %2F, v1 sent it raw (protocol.md §9.1);
-# the WSGI server decodes both to '/' before routing.
+# path, not string: openai-python ≥ 2.30 sends a '/' in an id as %2F, older ones sent it raw; the WSGI
+# server decodes both to '/' before routing (docs/wire-formats.md#openai-model-ids-in-paths).
 @bp.get("/models/<path:model_id>")
 def retrieve_model(model_id: str) -> dict[str, Any]:
     principal = authenticate()

@@ -11,8 +11,9 @@ class AzureAdapter(OpenAIAdapter):
     """The model id is the deployment name; it picks the model, whatever the body says.
 
     base_url is the resource, e.g. https://myres.openai.azure.com; the path is
-    /openai/deployments/{deployment}/chat/completions?api-version=… (protocol.md §7). Azure's
-    empty-choices filter chunks are handled by the OpenAI translator like any other.
+    /openai/deployments/{deployment}/chat/completions?api-version=…
+    (docs/wire-formats.md#azure-deployment-urls). Azure's empty-choices filter chunks are handled
+    by the OpenAI translator like any other.
     """
 
     def url(self, upstream_model: str, operation: str) -> str:

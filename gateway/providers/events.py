@@ -1,7 +1,7 @@
 """Server-sent events as translators see them: the Event they read and the bytes they write.
 
 Every event written ends with a blank line, and none carries an `id:` field
-(docs/wire-formats.md#sse).
+(docs/wire-formats.md#sse-what-the-gateway-emits).
 """
 
 from __future__ import annotations

@@ -109,12 +109,12 @@ class OpenAIAdapter(Adapter):
         body = dict(body, model=upstream_model)
         if operation == EMBEDDINGS:
             # Ask for floats whatever the client wants: not every server has base64, and the
-            # gateway encodes it itself (protocol.md §9.2).
+            # gateway encodes it itself (docs/wire-formats.md#openai-embeddings-base64).
             body.pop("encoding_format", None)
         elif stream and self.provider.stream_usage:
             body["stream_options"] = dict(body.get("stream_options") or {}, include_usage=True)
         elif not stream:
-            # OpenAI and Azure reject stream_options unless streaming (protocol.md §0 #2).
+            # OpenAI and Azure 400 stream_options without stream (docs/wire-formats.md#openai-stream-usage).
             body.pop("stream_options", None)
         if operation == CHAT and isinstance(body.get("messages"), list):
             body["messages"] = self.messages(body["messages"])
@@ -141,7 +141,8 @@ class OpenAIAdapter(Adapter):
                 text = message.pop("reasoning_content", None) or message.pop("reasoning", None)
                 message.pop("reasoning", None)
                 # DeepSeek needs reasoning back on tool-call turns and 400s or ignores it elsewhere
-                # (protocol.md §4.3); sending it only there is safe for every upstream that reads it.
+                # (docs/wire-formats.md#deepseek-reasoning-in-history); sending it only there is
+                # safe for every upstream that reads it.
                 if text and field != "none" and message.get("tool_calls"):
                     message[field] = text
             out.append(message)

@@ -89,7 +89,8 @@ def admit(conn: Connection, limits: tuple[Limit, ...], tokens: int, now: datetim
                 " minute allowed; lower max_tokens or shorten the prompt."
             )
             refusal = _refusal(limit, "tokens", _window(conn, limit, minute), reset, message)
-            refusal.headers["x-should-retry"] = "false"  # waiting never helps (protocol.md §2.2)
+            # Waiting never helps (docs/wire-formats.md#openai-sdk-retries).
+            refusal.headers["x-should-retry"] = "false"
             raise refusal
         binds = {
             "subject": limit.subject,
@@ -126,7 +127,7 @@ def _window(conn: Connection, limit: Limit, minute: int) -> tuple[int, int]:
 
 
 def _refusal(limit: Limit, kind: str, used: tuple[int, int], reset: int, message: str) -> RateLimitError:
-    """Build the 429 with OpenAI's headers (protocol.md §2.2) for the limits this subject has."""
+    """Build the 429 with OpenAI's headers (docs/wire-formats.md#openai-rate-limits) for these limits."""
     headers = {"retry-after": str(reset)}
     for name, value, spent in (("requests", limit.rpm, used[0]), ("tokens", limit.tpm, used[1])):
         if value is not None:

@@ -76,4 +76,4 @@ class Decoder:
             self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
-        # id and retry are ignored on purpose: we never relay them (docs/wire-formats.md#sse).
+        # id and retry are ignored on purpose: we never relay them (docs/wire-formats.md#sse-never-send-id).

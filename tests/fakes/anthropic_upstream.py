@@ -1,4 +1,4 @@
-"""A fake Anthropic Messages API on 127.0.0.1 speaking the real wire format (protocol.md §5).
+"""A fake Anthropic Messages API on 127.0.0.1 (wire format: docs/wire-formats.md#anthropic-messages-upstream).
 
 POST /v1/messages with x-api-key and anthropic-version, plays tests/fakes/script.py, and reports
 usage the way Anthropic does: input split into uncached, cache-write and cache-read counts, output

@@ -1,4 +1,4 @@
-"""A fake Gemini API on 127.0.0.1 speaking the real wire format (protocol.md §6).
+"""A fake Gemini API on 127.0.0.1 (wire format: docs/wire-formats.md#gemini-generatecontent-upstream).
 
 POST /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse (CRLF framing, no
 [DONE]), and :batchEmbedContents; x-goog-api-key. A wrong key gets Google's 400 API_KEY_INVALID.

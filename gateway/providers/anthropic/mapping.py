@@ -1,6 +1,6 @@
 """What Anthropic's Messages API and OpenAI's chat format share: stop reasons, usage and errors.
 
-The facts used here are in docs/wire-formats.md (Anthropic).
+The facts used here are in docs/wire-formats.md#anthropic-messages-upstream.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from gateway.errors import UpstreamError
 from gateway.providers.base import Usage, token_count, upstream_error
 from gateway.providers.openai import error_fields
 
-# stop_reason -> finish_reason (protocol.md §5.3); anything unknown is a plain stop.
+# stop_reason -> finish_reason (docs/wire-formats.md#anthropic-stop-reasons); anything unknown is a stop.
 FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",

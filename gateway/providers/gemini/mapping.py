@@ -2,7 +2,7 @@
 
 Gemini 3's thought signatures must go back with their function calls, and plain OpenAI messages
 cannot carry them: they ride in the tool-call id, after SIGNATURE, which every client echoes unchanged.
-The facts used here are in docs/wire-formats.md (Gemini).
+The facts used here are in docs/wire-formats.md#gemini-generatecontent-upstream.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ CREDENTIAL_REASONS = {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLO
 
 
 def finish_reason(reason: Any, has_calls: bool) -> str:
-    """Map a Gemini finishReason (protocol.md §6.3)."""
+    """Map a Gemini finishReason (docs/wire-formats.md#gemini-finish-reasons)."""
     if reason == "MAX_TOKENS":
         return "length"
     if reason in FILTERED:
