@@ -27,14 +27,15 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], where:
     """Return a required field of the given JSON type, or raise a 400 naming it."""
     value = data.get(name)
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise refuse(f"is required and must be a {_kind_name(kind)}.", f"{where}.{name}" if where else name)
+        raise refuse(f"is required and must be {_kind_name(kind)}.", f"{where}.{name}" if where else name)
     return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "string", list: "array", dict: "object", int: "integer", bool: "boolean"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
+    if kind == (int, float):
+        return "a number"
+    names = {str: "a string", list: "an array", dict: "an object", int: "an integer", bool: "a boolean"}
+    return names.get(kind, "a value") if isinstance(kind, type) else "a value"
 
 
 def blocks_of(content: Any, where: str) -> list[dict[str, Any]]:
@@ -89,6 +90,8 @@ def _user(content: Any, where: str) -> list[dict[str, Any]]:
     """
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
+    if content == []:
+        raise refuse("a user turn must hold at least one content block.", where)
     tools: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(blocks_of(content, where)):
