@@ -53,5 +53,5 @@ def raised(status: int, body: bytes, streaming: bool = False) -> anthropic.APISt
 
 
 def plain(message: anthropic.types.Message) -> dict[str, Any]:
-    """Return the message as JSON data, without the fields the SDK fills in as null."""
-    return message.model_dump(mode="json", exclude_none=True)
+    """Return the message as JSON data, holding only the fields the answer set."""
+    return message.model_dump(mode="json", exclude_unset=True)
