@@ -18,12 +18,12 @@ from the code's output; read each by hand before committing it.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from gateway import errors
 from gateway.errors import GatewayError
 from gateway.providers.anthropic_native import NativeStreamReader
 from gateway.sse import Decoder, Event, encode_comment, encode_data
@@ -64,7 +64,8 @@ def load(target: Path) -> Any:
 
 def exception(spec: dict[str, Any]) -> GatewayError:
     """Build the GatewayError a fixture names: {"class", "message", and optional status, type}."""
-    cls = getattr(errors, spec["class"])
+    # Looked up through importlib: the gateway package's own `errors` attribute is the errors blueprint.
+    cls = getattr(importlib.import_module("gateway.errors"), spec["class"])
     assert isinstance(cls, type) and issubclass(cls, GatewayError)
     extra = {k: spec[k] for k in ("status", "type") if k in spec}
     return cls(spec.get("message"), **extra)

@@ -36,14 +36,18 @@ def events_of(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def check_stream(raw: bytes) -> dict[str, Any]:
-    """Assert raw is a valid Anthropic event stream; return the accumulated message (or the error)."""
+def check_stream(raw: bytes, tool_json: bool = True) -> dict[str, Any]:
+    """Assert raw is a valid Anthropic event stream; return the accumulated message (or the error).
+
+    tool_json=False accepts tool input that is not a JSON object: the writer relays a model's
+    arguments as they come, so made-up chunks can make any text of them.
+    """
     events = events_of(raw)
     assert events, "an empty stream"
     if events[0]["type"] == "error":
         assert len(events) == 1
         return events[0]
-    checker = _Checker()
+    checker = _Checker(tool_json)
     for i, event in enumerate(events):
         if event["type"] == "error":
             assert i == len(events) - 1, "nothing may follow an error event"
@@ -55,7 +59,8 @@ def check_stream(raw: bytes) -> dict[str, Any]:
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, tool_json: bool) -> None:
+        self.tool_json = tool_json
         self.message: dict[str, Any] = {}
         self.open: int | None = None
         self.signed = False
@@ -113,7 +118,7 @@ class _Checker:
         block = self.message["content"][self.open]
         if block["type"] == "thinking":
             assert self.signed and block["signature"], "a thinking block closed without a signature"
-        if block["type"] == "tool_use" and self.json:
+        if block["type"] == "tool_use" and self.json and self.tool_json:
             block["input"] = json.loads(self.json)
             assert isinstance(block["input"], dict), "tool input must be a JSON object"
         self.open = None
