@@ -67,7 +67,7 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
     out["max_completion_tokens"] = max_tokens
     out.update(_sampling(body))
     out.update(_tools(body.get("tools"), body.get("tool_choice")))
-    effort = _effort(body.get("thinking"), body.get("output_config"), max_tokens)
+    effort = _effort(body.get("thinking"), body.get("output_config"))
     if effort is not None:
         out["reasoning_effort"] = effort
     response_format = _format(body.get("output_config"))
@@ -156,7 +156,7 @@ def _tool(tool: Any, where: str) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def _effort(thinking: Any, output_config: Any, max_tokens: int) -> str | None:
+def _effort(thinking: Any, output_config: Any) -> str | None:
     """Return the reasoning_effort that stands for Anthropic's thinking settings, or None for none.
 
     enabled maps its budget (see BUDGETS); adaptive (and between_tools) maps output_config.effort,
@@ -172,8 +172,10 @@ def _effort(thinking: Any, output_config: Any, max_tokens: int) -> str | None:
         return None
     if kind == "enabled":
         budget = field(thinking, "budget_tokens", int, "thinking")
-        if not MIN_BUDGET <= budget < max_tokens:
-            raise refuse(f"must be at least {MIN_BUDGET} and less than max_tokens.", "thinking.budget_tokens")
+        # Only the floor is checked: with interleaved thinking (a beta Claude Code sends) the budget
+        # may pass max_tokens, and a translated upstream has no budget to keep below it anyway.
+        if budget < MIN_BUDGET:
+            raise refuse(f"must be at least {MIN_BUDGET}.", "thinking.budget_tokens")
         return next(effort for floor, effort in BUDGETS if budget >= floor)
     effort = output_config.get("effort") if isinstance(output_config, dict) else None
     return EFFORTS.get(effort) if isinstance(effort, str) else None
