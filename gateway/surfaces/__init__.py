@@ -1,0 +1,1 @@
+"""The client-facing wire formats, each turned into the canonical chat form and back, without I/O."""
