@@ -14,7 +14,6 @@ from typing import Any
 from gateway.errors import InvalidRequestError
 
 ROLES = ("system", "developer", "user", "assistant")
-MAX_REFERENCE_DEPTH = 8  # item_reference chains are short; a loop must not spin
 
 
 def normalise_input(raw: Any) -> list[dict[str, Any]]:
@@ -45,7 +44,12 @@ class _Conversation:
 
     def __init__(self, items: list[tuple[dict[str, Any], str]]) -> None:
         self.items = items
-        self.by_id = {item["id"]: item for item, _ in items if isinstance(item.get("id"), str)}
+        # A reference carries its target's id, so references themselves are never targets.
+        self.by_id = {
+            item["id"]: item
+            for item, _ in items
+            if isinstance(item.get("id"), str) and item.get("type") != "item_reference"
+        }
         self.out: list[dict[str, Any]] = []
         self.reasoning: list[str] = []  # reasoning text waiting for its assistant turn
         self.media: list[dict[str, Any]] = []  # images and files from tool outputs, for a user message
@@ -57,18 +61,15 @@ class _Conversation:
         return self.out
 
     def resolve(self, item: dict[str, Any], where: str) -> dict[str, Any]:
-        for _ in range(MAX_REFERENCE_DEPTH):
-            if item.get("type") != "item_reference":
-                return item
-            ref = item.get("id")
-            target = self.by_id.get(ref) if isinstance(ref, str) else None
-            if target is None:
-                raise InvalidRequestError(
-                    f"{where} refers to item '{item.get('id')}', which is not in this conversation.",
-                    param=f"{where}.id",
-                )
-            item = target
-        raise InvalidRequestError(f"{where} is a loop of item references.", param=where)
+        if item.get("type") != "item_reference":
+            return item
+        ref = item.get("id")
+        target = self.by_id.get(ref) if isinstance(ref, str) else None
+        if target is None:
+            raise InvalidRequestError(
+                f"{where} refers to item '{ref}', which is not in this conversation.", param=f"{where}.id"
+            )
+        return target
 
     def add(self, item: dict[str, Any], where: str) -> None:
         kind = item.get("type")
