@@ -100,7 +100,9 @@ class _Items:
             self.ids.append(event["item"]["id"])
         elif kind == "response.output_item.done":
             item = event["item"]
-            assert self.open is not None and item["id"] == self.open["id"] and item["type"] == self.open["type"]
+            assert (
+                self.open is not None and item["id"] == self.open["id"] and item["type"] == self.open["type"]
+            )
             assert event["output_index"] == len(self.done)
             if item["type"] == "function_call":
                 assert item["arguments"] == self.text and item["call_id"] == self.open["call_id"]

@@ -105,7 +105,9 @@ def test_bad_requests_are_400s_that_name_the_field(body, param):
 
 def test_an_item_reference_never_resolves_to_another_reference():
     with pytest.raises(InvalidRequestError, match="not in this conversation"):
-        to_canonical({"input": [{"type": "item_reference", "id": "a"}]}, [{"type": "item_reference", "id": "a"}])
+        to_canonical(
+            {"input": [{"type": "item_reference", "id": "a"}]}, [{"type": "item_reference", "id": "a"}]
+        )
 
 
 JSON = st.recursive(
@@ -123,7 +125,8 @@ ITEM = st.fixed_dictionaries(
     {"type": ITEMS},
     optional={
         "role": st.sampled_from(["user", "assistant", "system", "developer", "tool"]),
-        "content": JSON | st.lists(st.fixed_dictionaries({"type": PARTS}, optional={"text": JSON}), max_size=3),
+        "content": JSON
+        | st.lists(st.fixed_dictionaries({"type": PARTS}, optional={"text": JSON}), max_size=3),
         "call_id": JSON,
         "name": JSON,
         "arguments": JSON,
