@@ -79,6 +79,7 @@ class NativeStreamReader(StreamTranslator):
         self.relayed_bytes = 0
         self.response_id: str | None = None
         self.response: dict[str, Any] | None = None
+        self._items: dict[int, dict[str, Any]] = {}  # output index -> the item as last relayed
         self._sequence = -1
         self._ended = False
 
@@ -104,6 +105,10 @@ class NativeStreamReader(StreamTranslator):
             self.relayed_bytes += len(data["delta"].encode("utf-8"))
         if kind in TERMINAL:
             self._ended = True
+        if kind in ("response.output_item.added", "response.output_item.done") and isinstance(
+            data.get("item"), dict
+        ):
+            self._items[data.get("output_index", len(self._items))] = data["item"]
         response = data.get("response")
         if isinstance(response, dict):
             self._remember(response, kind)
@@ -123,8 +128,9 @@ class NativeStreamReader(StreamTranslator):
         if self._ended:
             return b""
         self._ended = True
-        snapshot = dict(self.response or {"id": self.response_id, "object": "response", "output": []})
+        snapshot = dict(self.response or {"id": self.response_id, "object": "response"})
         snapshot["model"] = self.public_model
+        snapshot["output"] = [self._items[index] for index in sorted(self._items)]
         events = failure_events(snapshot, exc)
         self.response = events[0]["response"]
         out = []
