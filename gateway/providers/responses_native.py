@@ -8,14 +8,13 @@ ends the stream like a terminal event, so the relay adds no second error after i
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.providers.base import StreamTranslator, Usage, token_count
 from gateway.providers.chunks import dumps
 from gateway.sse import Event, encode_comment
-from gateway.surfaces.responses.events import encode_event, failure_events, numbered
+from gateway.surfaces.responses.events import encode_event, failure_events, loads_object, numbered
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 DELTAS = frozenset(
@@ -54,11 +53,8 @@ def native_whole(raw: bytes, public_model: str) -> tuple[bytes, Usage | None, di
 
     :raises UpstreamProtocolError: when the body is not a Responses object.
     """
-    try:
-        data = json.loads(raw.lstrip())
-    except (ValueError, RecursionError):
-        data = None
-    if not isinstance(data, dict) or data.get("object") != "response":
+    data = loads_object(raw)
+    if data is None or data.get("object") != "response":
         raise UpstreamProtocolError("The upstream sent a body that is not a Responses object.")
     data["model"] = public_model
     return dumps(data), usage_from_responses(data.get("usage")), data
@@ -90,11 +86,8 @@ class NativeStreamReader(StreamTranslator):
             return []
         if event.data.strip() == b"[DONE]":
             return [b"data: [DONE]\n\n"]  # some compatible servers end this way; the SDKs stop there
-        try:
-            data = json.loads(event.data)
-        except (ValueError, RecursionError):
-            data = None
-        if not isinstance(data, dict):
+        data = loads_object(event.data)
+        if data is None:
             raise UpstreamProtocolError(
                 f"Provider '{self.provider}' sent a stream event that is not an object."
             )

@@ -14,14 +14,16 @@ to be read by hand before it is committed.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamStatusError
 from gateway.sse import Decoder, Event, encode_comment, encode_data
+from tests.providers import golden as provider_golden
+from tests.providers.golden import as_json, usage_json
+
+__all__ = ["as_json", "usage_json"]  # shared with the provider goldens, used through this module
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 RESPONSE_ID = "resp_0123456789abcdef"
@@ -47,20 +49,8 @@ def optional(case: str, suffix: str) -> Any:
 
 
 def check(case: str, suffix: str, got: str) -> None:
-    """Compare with a golden file; write it only when GOLDEN_UPDATE is set and it is missing."""
-    expected = path(case, suffix)
-    if not expected.exists() and os.environ.get("GOLDEN_UPDATE"):
-        expected.write_text(got, encoding="utf-8")
-    assert expected.exists(), f"missing golden file {expected.name}"
-    assert got == expected.read_text(encoding="utf-8")
-
-
-def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def usage_json(usage: Any) -> str:
-    return json.dumps(None if usage is None else dataclasses.asdict(usage)) + "\n"
+    """Compare with a case's golden file (GOLDEN_UPDATE=1 writes it only when it is missing)."""
+    provider_golden.check(path(case, suffix), got)
 
 
 def error_json(exc: GatewayError) -> str:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.providers.chunks import dumps
+
+
+def loads_object(raw: bytes) -> dict[str, Any] | None:
+    """Return raw parsed as a JSON object, or None for invalid, too deeply nested or non-object JSON."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def encode_event(event: dict[str, Any]) -> bytes:

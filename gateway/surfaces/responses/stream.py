@@ -16,14 +16,13 @@ as they are: SSE parsers skip them, and they keep idle timers between here and t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.providers.base import Usage
 from gateway.sse import encode_comment
-from gateway.surfaces.responses.events import encode_event, failure_events, numbered
+from gateway.surfaces.responses.events import encode_event, failure_events, loads_object, numbered
 from gateway.surfaces.responses.response import (
     INCOMPLETE,
     as_object,
@@ -83,11 +82,8 @@ class ResponsesStreamWriter:
             return [encode_comment(line)]
         if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
             return []
-        try:
-            chunk = json.loads(line[5:])
-        except (ValueError, RecursionError):
-            chunk = None
-        if not isinstance(chunk, dict):
+        chunk = loads_object(line[5:])
+        if chunk is None:
             raise UpstreamProtocolError("The upstream sent a stream chunk that is not a JSON object.")
         out = self._start()
         usage = usage_from_chat(chunk.get("usage"))
