@@ -122,14 +122,17 @@ def item_id(response_id: str, kind: str, index: int | str) -> str:
 
 
 def text_part(text: str) -> dict[str, Any]:
+    """Return an output_text part; there are no annotations, and logprobs are never asked for."""
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
 def refusal_part(text: str) -> dict[str, Any]:
+    """Return a refusal part, for the canonical message's refusal."""
     return {"type": "refusal", "refusal": text}
 
 
 def message_item(item_id: str, parts: list[dict[str, Any]], status: str = "completed") -> dict[str, Any]:
+    """Return an assistant message item."""
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts}
 
 
@@ -142,6 +145,7 @@ def reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
 def function_call_item(
     item_id: str, call_id: str, name: str, arguments: str, status: str = "completed"
 ) -> dict[str, Any]:
+    """Return a function_call item; call_id is the canonical tool-call id the client answers to."""
     return {
         "id": item_id,
         "type": "function_call",
