@@ -12,7 +12,7 @@ import json
 import pytest
 
 from gateway.errors import UpstreamAuthError, UpstreamProtocolError
-from gateway.providers.anthropic_native import (
+from gateway.providers.anthropic.native import (
     UNSIGNED_PREFIX,
     NativeStreamReader,
     forwarded_headers,
@@ -20,8 +20,10 @@ from gateway.providers.anthropic_native import (
     native_whole,
 )
 from gateway.providers.base import Usage
-from gateway.sse import Event
-from tests.surfaces import golden, grammar, sdk
+from gateway.providers.events import Event
+from tests.surfaces import messages_golden as golden
+from tests.surfaces import messages_grammar as grammar
+from tests.surfaces import messages_sdk as sdk
 
 CASES = golden.cases(".native.sse")
 

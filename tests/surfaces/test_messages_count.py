@@ -15,7 +15,7 @@ from gateway.surfaces.anthropic_messages.count import (
     TOOLS_PROMPT,
     estimate_input_tokens,
 )
-from tests.surfaces import golden
+from tests.surfaces import messages_golden as golden
 
 
 def body(content, **extra) -> dict:

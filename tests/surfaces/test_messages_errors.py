@@ -9,7 +9,8 @@ import pytest
 
 from gateway.errors import InsufficientQuotaError, UpstreamStatusError
 from gateway.surfaces.anthropic_messages.errors import envelope, error_type
-from tests.surfaces import golden, sdk
+from tests.surfaces import messages_golden as golden
+from tests.surfaces import messages_sdk as sdk
 
 CASES = golden.cases(".exception.json")
 REQUEST_ID = "req_test0001"

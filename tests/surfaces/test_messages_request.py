@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidRequestError
 from gateway.surfaces.anthropic_messages.request import DROPPED, MAPPED, to_canonical
-from tests.surfaces import golden
+from tests.surfaces import messages_golden as golden
 
 
 @pytest.mark.parametrize("case", golden.cases(".request.json"))

@@ -9,7 +9,8 @@ import pytest
 from gateway.errors import UpstreamProtocolError
 from gateway.surfaces.anthropic_messages.mapping import RAW_ARGUMENTS
 from gateway.surfaces.anthropic_messages.response import from_canonical
-from tests.surfaces import golden, sdk
+from tests.surfaces import messages_golden as golden
+from tests.surfaces import messages_sdk as sdk
 
 CASES = golden.cases(".completion.json")
 

@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeoutError
-from gateway.sse import DONE, KEEP_ALIVE, encode_data
+from gateway.providers.events import DONE, KEEP_ALIVE, encode_data
 from gateway.surfaces.anthropic_messages.stream import MessagesStreamWriter
-from tests.surfaces import golden, grammar, sdk
+from tests.surfaces import messages_golden as golden
+from tests.surfaces import messages_grammar as grammar
+from tests.surfaces import messages_sdk as sdk
 
 CASES = golden.cases(".chunks.sse")
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from gateway.providers.anthropic_native import UNSIGNED_PREFIX
+from gateway.providers.anthropic.native import UNSIGNED_PREFIX
 from gateway.providers.base import Usage, token_count
 
 # finish_reason -> stop_reason. A plain "stop" becomes stop_sequence only when the upstream names

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import GatewayError
-from gateway.providers.anthropic_native import NativeStreamReader
-from gateway.sse import Decoder, Event, encode_comment, encode_data
+from gateway.providers.anthropic.native import NativeStreamReader
+from gateway.providers.events import Event, encode_comment, encode_data
 from gateway.surfaces.anthropic_messages.stream import MessagesStreamWriter
+from gateway.upstream.sse import Decoder
 
 FOLDER = Path(__file__).parent / "fixtures" / "anthropic_messages"
 PUBLIC_MODEL = "acme:claude-x"

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError, UpstreamStatusError
-from gateway.providers.anthropic import CREDENTIAL_TYPES, STATUS_BY_TYPE, usage_from
+from gateway.providers.anthropic.mapping import CREDENTIAL_TYPES, STATUS_BY_TYPE, usage_from
 from gateway.providers.base import MAX_MESSAGE, StreamTranslator, Usage
-from gateway.sse import Event, encode_comment
+from gateway.providers.events import Event, encode_comment
 
 # Marks the signature of a thinking block the gateway built from another model's reasoning
 # (surfaces/anthropic_messages): no Anthropic model signed it, so it never goes back to one.

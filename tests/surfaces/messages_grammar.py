@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.sse import Decoder
+from gateway.upstream.sse import Decoder
 
 DELTA_KINDS = {
     "text_delta": "text",
