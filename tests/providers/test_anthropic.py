@@ -32,23 +32,35 @@ def adapter(**options) -> AnthropicAdapter:
     return golden.pin(AnthropicAdapter(provider))
 
 
-@pytest.mark.parametrize("case, suffix, client_usage", golden.stream_params("anthropic"))
+GOLDEN = golden.Golden.of("anthropic", adapter)
+
+
+@pytest.mark.parametrize("case, suffix, client_usage", GOLDEN.stream_params())
 def test_stream_matches_golden_file(case, suffix, client_usage):
-    golden.check_stream(adapter(), "anthropic", case, suffix, client_usage)
+    GOLDEN.check_stream(case, suffix, client_usage)
 
 
-@pytest.mark.parametrize("case", golden.cases("anthropic", ".response.json"))
+@pytest.mark.parametrize("case", GOLDEN.cases(".sse"))
+def test_stream_split_at_any_byte_gives_the_same_answer(case):
+    GOLDEN.check_stream_split(case)
+
+
+@pytest.mark.parametrize("case", GOLDEN.cases(".response.json"))
 def test_whole_answer_matches_golden_file(case):
-    golden.check_response(adapter(), "anthropic", case)
+    GOLDEN.check_response(case)
 
 
-@pytest.mark.parametrize("case", golden.cases("anthropic", ".request.json"))
+@pytest.mark.parametrize("case", GOLDEN.cases(".request.json"))
 def test_request_matches_golden_file(case):
-    golden.check_request(adapter(), "anthropic", case)
+    GOLDEN.check_request(case)
+
+
+def test_every_golden_file_belongs_to_a_case():
+    assert GOLDEN.orphans() == []
 
 
 def test_request_goes_to_messages_with_key_and_version_headers():
-    req = golden.check_request(adapter(), "anthropic", "multi_turn_tools_images")
+    req = GOLDEN.check_request("multi_turn_tools_images")
     assert req.url == BASE_URL + "/messages"
     headers = dict(req.headers)
     assert headers["x-api-key"] == SECRET and headers["anthropic-version"] == "2023-06-01"

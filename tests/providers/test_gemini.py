@@ -27,23 +27,35 @@ def adapter() -> GeminiAdapter:
     return golden.pin(GeminiAdapter(provider))
 
 
-@pytest.mark.parametrize("case, suffix, client_usage", golden.stream_params("gemini"))
+GOLDEN = golden.Golden.of("gemini", adapter)
+
+
+@pytest.mark.parametrize("case, suffix, client_usage", GOLDEN.stream_params())
 def test_stream_matches_golden_file(case, suffix, client_usage):
-    golden.check_stream(adapter(), "gemini", case, suffix, client_usage)
+    GOLDEN.check_stream(case, suffix, client_usage)
 
 
-@pytest.mark.parametrize("case", golden.cases("gemini", ".response.json"))
+@pytest.mark.parametrize("case", GOLDEN.cases(".sse"))
+def test_stream_split_at_any_byte_gives_the_same_answer(case):
+    GOLDEN.check_stream_split(case)
+
+
+@pytest.mark.parametrize("case", GOLDEN.cases(".response.json"))
 def test_whole_answer_matches_golden_file(case):
-    golden.check_response(adapter(), "gemini", case)
+    GOLDEN.check_response(case)
 
 
-@pytest.mark.parametrize("case", golden.cases("gemini", ".request.json"))
+@pytest.mark.parametrize("case", GOLDEN.cases(".request.json"))
 def test_request_matches_golden_file(case):
-    golden.check_request(adapter(), "gemini", case)
+    GOLDEN.check_request(case)
+
+
+def test_every_golden_file_belongs_to_a_case():
+    assert GOLDEN.orphans() == []
 
 
 def test_crlf_fixture_really_uses_crlf():
-    assert b"\r\n\r\n" in (golden.FIXTURES / "gemini" / "text_crlf.sse").read_bytes()
+    assert b"\r\n\r\n" in (GOLDEN.folder / "text_crlf.sse").read_bytes()
 
 
 def test_stream_and_whole_urls_and_the_key_header():
@@ -56,7 +68,7 @@ def test_stream_and_whole_urls_and_the_key_header():
 
 
 def test_thought_signature_round_trips_through_the_tool_call_id():
-    raw = (golden.FIXTURES / "gemini" / "whole_function_call.response.json").read_bytes()
+    raw = (GOLDEN.folder / "whole_function_call.response.json").read_bytes()
     answer = json.loads(adapter().parse_response(raw, golden.PUBLIC_MODEL).body)
     call = answer["choices"][0]["message"]["tool_calls"][0]
     body = {

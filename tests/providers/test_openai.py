@@ -1,31 +1,21 @@
 """The OpenAI-format adapter with plain data: golden SSE streams, whole bodies, error bodies, requests.
 
-Golden cases live in fixtures/openai/. For each upstream stream `<case>.sse`:
-  <case>.expected.sse                 the client's bytes when it did not ask for usage
-  <case>.include_usage.expected.sse   the client's bytes when it sent stream_options.include_usage
-  <case>.usage.json                   the Usage the translator ends with (null for none)
-  <case>.error.json                   when present, the stream must raise this error (status, type,
-                                      code, message); the expected bytes are those relayed before it
-Adding a regression case means adding these files. Upstream chunks name the model `chat-model`;
-the client must see `acme:chat-model`.
+The golden-file convention is in golden.py; the cases are in fixtures/openai/.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from gateway.config.providers import ProviderConfig
-from gateway.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError, UpstreamStatusError
+from gateway.errors import UpstreamAuthError, UpstreamProtocolError, UpstreamStatusError
 from gateway.providers.openai import OpenAIAdapter
-from gateway.upstream.sse import Decoder
+from tests.providers import golden
 
-FIXTURES = Path(__file__).parent / "fixtures" / "openai"
-PUBLIC_MODEL = "acme:chat-model"
-UPSTREAM_MODEL = "chat-model"
+PUBLIC_MODEL = golden.PUBLIC_MODEL
+UPSTREAM_MODEL = golden.UPSTREAM_MODEL
 SECRET = "sk-upstream-secret-123"
 BASE_URL = "http://10.0.0.7:8000/v1"
 
@@ -34,58 +24,37 @@ def adapter(api_key: str = SECRET) -> OpenAIAdapter:
     return OpenAIAdapter(ProviderConfig(name="acme", type="openai", base_url=BASE_URL, api_key=api_key))
 
 
-def stream_cases() -> list[pytest.param]:
-    params = []
-    for source in sorted(FIXTURES.glob("*.sse")):
-        if source.name.endswith(".expected.sse"):
-            continue
-        case = source.name[: -len(".sse")]
-        for suffix, client_usage in ((".expected.sse", False), (".include_usage.expected.sse", True)):
-            if (FIXTURES / f"{case}{suffix}").exists():
-                mode = "include_usage" if client_usage else "no_usage"
-                params.append(pytest.param(case, suffix, client_usage, id=f"{case}-{mode}"))
-    return params
+GOLDEN = golden.Golden.of("openai", adapter)
+FIXTURES = GOLDEN.folder
 
 
-def run_stream(raw: bytes, client_usage: bool):
-    """Feed raw upstream bytes through the decoder and a fresh translator, as the relay does."""
-    translator = adapter().translator(PUBLIC_MODEL, UPSTREAM_MODEL, client_usage)
-    decoder, out, error = Decoder(), [], None
-    try:
-        for event in decoder.feed(raw) + decoder.flush():
-            out += translator.feed(event)
-        out += translator.finish()
-    except UpstreamError as exc:
-        error = exc
-    return b"".join(out), translator, error
+def run_stream(raw: bytes, client_usage: bool) -> golden.Outcome:
+    return golden.run_stream(adapter(), raw, client_usage)
 
 
-@pytest.mark.parametrize("case, suffix, client_usage", stream_cases())
+@pytest.mark.parametrize("case, suffix, client_usage", GOLDEN.stream_params())
 def test_stream_matches_golden_file(case, suffix, client_usage):
-    body, translator, error = run_stream((FIXTURES / f"{case}.sse").read_bytes(), client_usage)
-
-    assert body.decode() == (FIXTURES / f"{case}{suffix}").read_text(encoding="utf-8")
-    expected_usage = json.loads((FIXTURES / f"{case}.usage.json").read_text())
-    got_usage = None if translator.usage is None else dataclasses.asdict(translator.usage)
-    assert got_usage == expected_usage
-    error_file = FIXTURES / f"{case}.error.json"
-    if not error_file.exists():
-        assert error is None, f"unexpected {error!r}"
-        assert body.endswith(b"data: [DONE]\n\n")
-        return
-    expected_error = json.loads(error_file.read_text())
-    assert error is not None, "the stream should have failed"
-    got = {"status": error.status, "type": error.type, "code": error.code, "message": error.message}
-    assert got == {**got, **expected_error}
-    assert b"[DONE]" not in body, "a failed stream must not look complete"
+    GOLDEN.check_stream(case, suffix, client_usage)
 
 
-def test_every_stream_fixture_has_an_expectation_and_a_usage():
-    cases = [p.name[: -len(".sse")] for p in FIXTURES.glob("*.sse") if not p.name.endswith(".expected.sse")]
-    assert len(cases) >= 10
-    for case in cases:
-        assert (FIXTURES / f"{case}.expected.sse").exists(), case
-        assert (FIXTURES / f"{case}.usage.json").exists(), case
+@pytest.mark.parametrize("case", GOLDEN.cases(".sse"))
+def test_stream_split_at_any_byte_gives_the_same_answer(case):
+    GOLDEN.check_stream_split(case)
+
+
+@pytest.mark.parametrize("case", GOLDEN.cases(".response.json"))
+def test_whole_answer_matches_golden_file(case):
+    GOLDEN.check_response(case)
+
+
+@pytest.mark.parametrize("case", GOLDEN.cases(".request.json"))
+def test_request_matches_golden_file(case):
+    GOLDEN.check_request(case)
+
+
+def test_every_golden_file_belongs_to_a_case():
+    assert len(GOLDEN.cases(".sse")) >= 10
+    assert GOLDEN.orphans() == []
 
 
 def test_crlf_fixture_really_uses_crlf():
@@ -94,31 +63,31 @@ def test_crlf_fixture_really_uses_crlf():
 
 
 def test_client_without_include_usage_never_gets_an_empty_choices_usage_chunk():
-    body, _, _ = run_stream((FIXTURES / "plain_text.sse").read_bytes(), client_usage=False)
+    body = run_stream((FIXTURES / "plain_text.sse").read_bytes(), client_usage=False).body
     chunks = [json.loads(e[6:]) for e in body.split(b"\n\n") if e.startswith(b"data: {")]
     assert all(c["choices"] for c in chunks)
     assert [c.get("usage") is not None for c in chunks] == [False, False, False, True]
 
 
 def test_relayed_bytes_count_text_reasoning_and_tool_arguments():
-    _, translator, _ = run_stream((FIXTURES / "deepseek_keepalive_reasoning.sse").read_bytes(), False)
+    translator = run_stream((FIXTURES / "deepseek_keepalive_reasoning.sse").read_bytes(), False).translator
     assert translator.relayed_bytes == len("The user says hi.") + len("Hi!")
-    _, translator, _ = run_stream((FIXTURES / "tool_calls_split.sse").read_bytes(), False)
+    translator = run_stream((FIXTURES / "tool_calls_split.sse").read_bytes(), False).translator
     names_and_args = ["get_weather", '{"city":', '"Paris"}', "get_time", "{}"]
     assert translator.relayed_bytes == sum(len(s) for s in names_and_args)
 
 
 def test_events_after_done_are_ignored():
     raw = (FIXTURES / "plain_text.sse").read_bytes() + b'data: {"choices":[]}\n\ndata: [DONE]\n\n'
-    body, _, error = run_stream(raw, client_usage=True)
-    assert error is None
-    assert body.count(b"[DONE]") == 1
+    got = run_stream(raw, client_usage=True)
+    assert got.error is None
+    assert got.body.count(b"[DONE]") == 1
 
 
 def test_deeply_nested_stream_event_is_a_protocol_error():
-    body, _, error = run_stream(b"data: " + b"[" * 100_000 + b"\n\n", client_usage=False)
-    assert isinstance(error, UpstreamProtocolError)
-    assert body == b""
+    got = run_stream(b"data: " + b"[" * 100_000 + b"\n\n", client_usage=False)
+    assert isinstance(got.error, UpstreamProtocolError)
+    assert got.body == b""
 
 
 # Whole answers -------------------------------------------------------------------------------------
