@@ -8,10 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.store.tables import api_keys, ledger_entries, usage_records
-from tests.conftest import chat, make_account, services
-from tests.test_api import assert_envelope
+from tests.support.app import PRICED, assert_envelope, chat, make_account, services
 
-PRICED = {"priced": {"type": "mock", "models": {"echo": {"input_price": 1.0, "output_price": 2.0}}}}
 TOKEN = "admin-token-for-tests-0123456789"
 TOKEN_HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 

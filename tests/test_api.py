@@ -9,19 +9,7 @@ from sqlalchemy import func, select
 
 from gateway.store.keys import revoke_key
 from gateway.store.tables import usage_records
-from tests.conftest import chat, make_account, services
-
-
-def assert_envelope(resp, status: int, code: str | None, param: str | None = None) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == "application/json"
-    body = resp.get_json()
-    assert set(body) == {"error", "request_id"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert body["error"]["code"] == code
-    assert body["error"]["param"] == param
-    assert body["request_id"] == resp.headers["X-Request-Id"]
-    return body
+from tests.support.app import assert_envelope, chat, make_account, services
 
 
 def usage_count(app) -> int:

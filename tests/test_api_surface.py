@@ -16,7 +16,7 @@ from responses import matchers
 from sqlalchemy import select
 
 from gateway.store.tables import holds, usage_records
-from tests.conftest import make_account, services
+from tests.support.app import make_account, services
 
 SECRET = "sk-upstream-secret-456"
 PROVIDERS = {

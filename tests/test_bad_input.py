@@ -25,7 +25,7 @@ from werkzeug.http import parse_options_header
 from gateway.blueprints.body import MAX_JSON_DEPTH
 from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
 from gateway.surfaces.openai_chat import MAX_CHOICES, MAX_COUNT
-from tests.conftest import chat, make_account, services
+from tests.support.app import chat, make_account, services
 
 LIMIT = 256 * 1024  # max_body_bytes of the apps here: big strings can cross it cheaply
 HANG_BOUND_S = 5.0  # one in-process request on this 2-core machine takes milliseconds

@@ -13,7 +13,7 @@ from gateway.errors import InsufficientQuotaError
 from gateway.store import billing
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.tables import api_keys, holds, usage_records, users
-from tests.conftest import chat, make_account, services
+from tests.support.app import chat, make_account, services
 
 PRICED = {
     "priced": {

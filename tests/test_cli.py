@@ -13,10 +13,8 @@ from gateway.cli import main
 from gateway.store import billing, keys
 from gateway.store.billing import Hold
 from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
-from tests.conftest import chat, services
-from tests.test_console import csrf_token
-
-PRICED = {"priced": {"type": "mock", "models": {"echo": {"input_price": 1.0, "output_price": 2.0}}}}
+from tests.support.app import PRICED, chat, services
+from tests.support.console import csrf_token
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.config.settings import load_settings, normalise_database_url
 from gateway.errors import ConfigError
+from tests.support.settings import load, provider, refused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,22 +31,6 @@ MINIMAL = """
 base_url = "http://upstream.test/v1"
 models = { m = {} }
 """
-
-
-def load(tmp_path: Path, toml: str, **env: str):
-    path = tmp_path / "gateway.toml"
-    path.write_text(toml)
-    return load_settings(env={"GATEWAY_CONFIG": str(path), **env})
-
-
-def refused(tmp_path: Path, toml: str, **env: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(tmp_path, toml, **env)
-    return str(info.value)
-
-
-def provider(settings, name: str):
-    return next(p for p in settings.providers if p.name == name)
 
 
 def test_readme_example_works_as_written(tmp_path):

@@ -10,7 +10,7 @@ from gateway.config.channels import ChannelConfig
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
 from gateway.routing.catalog import Catalog
-from tests.test_config import load, provider, refused
+from tests.support.settings import load, provider, refused
 
 MINIMAL = """
 [providers.up]

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from gateway.store.keys import get_key
-from tests.conftest import Account, chat, make_account, services
-from tests.test_console import csrf_token, post_form, signed_in, text
+from tests.support.app import Account, chat, make_account, services
+from tests.support.console import csrf_token, post_form, signed_in, text
 
 KEYS_PAGE = "/console/admin/keys"
 

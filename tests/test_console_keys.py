@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gateway.store import keys
 from gateway.store.users import find_user
-from tests.conftest import chat, make_account, services
-from tests.test_console import csrf_token, post_form, signed_in, text
-
-SECRET = re.compile(r'<code class="secret" id="new-key">(sk-[A-Za-z0-9_-]+)</code>')
-PRICED = {"priced": {"type": "mock", "models": {"echo": {"input_price": 1.0, "output_price": 2.0}}}}
+from tests.support.app import PRICED, chat, make_account, services
+from tests.support.console import NEW_KEY, csrf_token, post_form, signed_in, text
 
 
 @pytest.fixture
@@ -37,7 +33,7 @@ def test_a_new_key_is_shown_once_and_works(app):
     resp = post_form(client, "/console/keys", {"name": "laptop"})
     assert resp.status_code == 201 and resp.headers["Cache-Control"] == "no-store"
     page = text(resp)
-    secret = SECRET.search(page).group(1)
+    secret = NEW_KEY.search(page).group(1)
     assert "you will not see this again" in page and 'data-copy-target="new-key"' in page
     api = app.test_client().post(
         "/api/v1/chat/completions", json=chat("priced:echo"), headers={"Authorization": f"Bearer {secret}"}
@@ -95,7 +91,7 @@ def test_bad_key_forms_are_refused_with_a_reason(app, fields, message):
 
 def test_revoking_asks_first_then_stops_the_key(app):
     client = signed_in(app, "ada@example.com", balance_micros=10**6)
-    secret = SECRET.search(create_key(client)[1]).group(1)
+    secret = NEW_KEY.search(create_key(client)[1]).group(1)
     (key,) = own_keys(app, "ada@example.com")
     confirm = client.get(f"/console/keys/{key['id']}/revoke")
     assert confirm.status_code == 200 and "cannot be brought back" in text(confirm)
@@ -113,7 +109,7 @@ def test_revoking_asks_first_then_stops_the_key(app):
 def test_no_user_can_see_or_touch_another_users_keys(app):
     ada = signed_in(app, "ada@example.com", balance_micros=10**6)
     bo = signed_in(app, "bo@example.com")
-    ada_secret = SECRET.search(create_key(ada, name="ada-secret-project")[1]).group(1)
+    ada_secret = NEW_KEY.search(create_key(ada, name="ada-secret-project")[1]).group(1)
     (ada_key,) = own_keys(app, "ada@example.com")
     app.test_client().post(
         "/api/v1/chat/completions",

@@ -7,9 +7,8 @@ from sqlalchemy import func, select
 
 from gateway.store.tables import ledger_entries
 from gateway.store.users import find_user, get_user
-from tests.conftest import chat, services
-from tests.test_console import PASSWORD, add_user, csrf_token, post_form, signed_in, text
-from tests.test_console_keys import PRICED, SECRET
+from tests.support.app import PRICED, chat, services
+from tests.support.console import NEW_KEY, PASSWORD, add_user, csrf_token, post_form, signed_in, text
 
 ADMIN_PAGES = ["/console/admin/", "/console/admin/users", "/console/admin/keys", "/console/admin/usage"]
 
@@ -35,7 +34,7 @@ def user_id(app, email: str) -> int:
 
 def test_usage_page_shows_balance_sums_chart_and_latest_requests(app):
     client = signed_in(app, "ada@example.com", balance_micros=5_000_000)
-    secret = SECRET.search(text(post_form(client, "/console/keys", {"name": "laptop"}))).group(1)
+    secret = NEW_KEY.search(text(post_form(client, "/console/keys", {"name": "laptop"}))).group(1)
     call(app, secret, "req-usage-page-0001")
     call(app, secret, "req-usage-page-0002", "one two three four")
     resp = client.get("/console/usage")
@@ -92,7 +91,7 @@ def test_admin_pages_are_closed_to_non_admins(app, method, path):
 
 def test_admin_sees_every_user_key_and_request(app):
     ada = signed_in(app, "ada@example.com", balance_micros=2_000_000)
-    secret = SECRET.search(text(post_form(ada, "/console/keys", {"name": "ada-laptop"}))).group(1)
+    secret = NEW_KEY.search(text(post_form(ada, "/console/keys", {"name": "ada-laptop"}))).group(1)
     call(app, secret, "req-admin-sees-0001")
     admin = signed_in(app, "root@example.com", is_admin=True)
     assert 'href="/console/admin/users"' in text(admin.get("/console/keys"))

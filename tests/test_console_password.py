@@ -8,8 +8,8 @@ from sqlalchemy import select
 from gateway.store import logins
 from gateway.store.logins import MAX_SIGNIN_ATTEMPTS, SIGNIN_WINDOW, hash_password
 from gateway.store.tables import users
-from tests.conftest import services
-from tests.test_console import PASSWORD, add_user, csrf_token, post_form, signed_in, text
+from tests.support.app import services
+from tests.support.console import PASSWORD, add_user, csrf_token, post_form, signed_in, text
 
 NEW = "a brand new passphrase"
 EMAIL = "ada@example.com"

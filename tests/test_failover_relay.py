@@ -15,8 +15,7 @@ from sqlalchemy import select
 
 from gateway.routing.failover import Failover
 from gateway.store.tables import holds, usage_records, users
-from tests.conftest import chat, make_account, services
-from tests.test_api import assert_envelope
+from tests.support.app import assert_envelope, chat, make_account, services
 
 UP_URL = "http://upstream.test/v1/chat/completions"
 CLAUDE_URL = "http://claude.test/v1/messages"

@@ -52,7 +52,7 @@ def test_a_request_fails_closed_with_503_when_the_database_goes_away(make_app):
 
     from gateway.config.settings import normalise_database_url
     from gateway.store.database import make_engine
-    from tests.conftest import chat, make_account, services
+    from tests.support.app import chat, make_account, services
 
     providers = {"up": {"base_url": "http://upstream.test/v1", "models": {"m": {"input_price": 1}}}}
     app = make_app(providers=providers, key_cache_ttl=60)

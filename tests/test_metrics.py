@@ -6,23 +6,10 @@ import json
 
 import requests
 
-from tests.conftest import chat, make_account
 from tests.fakes.gateway_server import run_gateway, store_url
 from tests.fakes.upstream import FakeUpstream
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """Return one sample's value from the exposition text (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        metric, _, value = line.rpartition(" ")
-        found_name, _, found_labels = metric.partition("{")
-        found = ",".join(sorted(found_labels.rstrip("}").split(","))) if found_labels else ""
-        if found_name == name and found == want:
-            return float(value)
-    return 0.0
+from tests.support.app import chat, make_account
+from tests.support.metrics import sample
 
 
 def test_settled_requests_are_counted_with_tokens_cost_and_overhead(client, account):
@@ -67,7 +54,7 @@ def test_holds_in_flight_are_shown(app, client, account):
     from datetime import UTC, datetime
 
     from gateway.store import billing
-    from tests.conftest import services
+    from tests.support.app import services
 
     hold = billing.Hold("in-flight-1", account.user_id, account.key_id, "mock:echo", 1234)
     with services(app).db.session_scope() as conn:

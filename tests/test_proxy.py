@@ -6,9 +6,9 @@ import pytest
 
 from gateway.config.settings import load_settings
 from gateway.routing.catalog import Catalog
-from tests.conftest import chat, make_account
 from tests.fakes.fault_upstream import FaultUpstream
-from tests.test_config import load, provider, refused
+from tests.support.app import chat, make_account
+from tests.support.settings import load, provider, refused
 
 HTTPS = """
 [providers.up]

@@ -19,7 +19,7 @@ from gateway.store.billing import Hold
 from gateway.store.keys import create_key
 from gateway.store.ratelimit import Limit
 from gateway.store.tables import api_keys, holds, rate_limit_windows, usage_records, users
-from tests.conftest import FixedClock, chat, make_account, services
+from tests.support.app import FixedClock, chat, make_account, services
 
 URL = "http://upstream.test/v1/chat/completions"
 PROVIDERS = {

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from gateway.config.settings import normalise_database_url
 from gateway.store.tables import metadata
-from tests.conftest import postgres_base_url
+from tests.support.postgres import require_postgres
 
 SCHEMA_SQL = pathlib.Path(__file__).resolve().parent.parent / "schema.sql"
 
@@ -49,9 +49,7 @@ def describe(engine, schema: str) -> dict:
 
 @pytest.fixture
 def two_schemas():
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip("PostgreSQL case skipped: set GATEWAY_TEST_POSTGRES_URL (make test does) to run it")
+    base = require_postgres()
     engine = create_engine(normalise_database_url(base))
     names = ["s_sql_" + uuid.uuid4().hex[:8], "s_code_" + uuid.uuid4().hex[:8]]
     with engine.begin() as conn:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from gateway.providers.base import UpstreamRequest
 from gateway.store.tables import holds, usage_records
 from gateway.upstream.transport import Upstream
-from tests.conftest import chat, make_account, services
+from tests.support.app import chat, make_account, services
 
 SECRET = "sk-upstream-secret-123"
 URL = "http://upstream.test/v1/chat/completions"

@@ -23,10 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
-from gateway.config.settings import normalise_database_url
 from tests.fakes.upstream import MODELS, SECRET
+from tests.support.postgres import fresh_schema
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv the tests run in holds gunicorn and gateway
@@ -206,26 +204,10 @@ def run_gateway(
 def store_url(kind: str, workdir: Path) -> Iterator[str]:
     """Yield a DATABASE_URL: a SQLite file in workdir, or a fresh PostgreSQL schema dropped afterwards.
 
-    PostgreSQL follows tests/conftest.py: skipped loudly without GATEWAY_TEST_POSTGRES_URL, failed in CI.
+    PostgreSQL is skipped loudly without GATEWAY_TEST_POSTGRES_URL, and fails in CI (support/postgres.py).
     """
     if kind == "sqlite":
         yield f"sqlite:///{workdir}/gateway.db"
         return
-    import pytest
-
-    from tests.conftest import PG_ENV, postgres_base_url
-
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip(f"PostgreSQL case skipped: set {PG_ENV} (make test does) to run it")
-    schema = "live_" + uuid.uuid4().hex[:12]
-    admin = create_engine(normalise_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield normalise_database_url(base) + f"{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema("live_") as url:
+        yield url
