@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from gateway import errors
 from gateway.errors import InsufficientQuotaError
+from gateway.relay.hold import FRAMING_TOKENS, MESSAGE_TOKENS
 from gateway.store import billing
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.tables import api_keys, holds, usage_records, users
@@ -185,7 +186,7 @@ def test_reservation_covers_every_one_of_n_choices(make_app, n):
     # n answers each of up to max_tokens: a hold of one answer let n=8 spend eight times the balance.
     app = make_app(providers=PRICED)
     body = chat("priced:echo", "hi", max_tokens=100, n=n)
-    size = len(json.dumps(body).encode())
+    size = len(json.dumps(body).encode()) + FRAMING_TOKENS + MESSAGE_TOKENS  # the prompt's bound
     client = app.test_client()
     short = make_account(app, email="short@example.com", balance_micros=size + 200 * n - 1)
     assert client.post("/api/v1/chat/completions", json=body, headers=short.headers).status_code == 429
@@ -251,7 +252,7 @@ def test_cached_prompt_tokens_are_billed_at_the_cached_price(make_app):
         mock.post("http://deepseek.test/v1/chat/completions", json=answer)
         resp = app.test_client().post(
             "/api/v1/chat/completions",
-            json=chat("deepseek:deepseek-chat", max_tokens=300),
+            json=chat("deepseek:deepseek-chat", "lorem ipsum " * 100, max_tokens=300),
             headers=acct.headers,
         )
     assert resp.status_code == 200

@@ -13,6 +13,7 @@ import requests
 import responses
 from sqlalchemy import select
 
+from gateway.relay.hold import FRAMING_TOKENS, MESSAGE_TOKENS
 from gateway.routing.failover import Failover
 from gateway.store.tables import holds, usage_records, users
 from tests.support.app import assert_envelope, chat, make_account, services
@@ -303,9 +304,11 @@ def test_a_429s_retry_after_ms_benches_the_channel_that_long(make_app, upstream,
 
 
 def worst_cases(body: bytes, max_tokens: int) -> tuple[int, int]:
-    """The worst cases of up:m and of its fallback claude:c: a token per byte, then max_tokens out."""
-    up = len(body) * UP_PRICES["input_price"] + max_tokens * UP_PRICES["output_price"]
-    claude = len(body) * CLAUDE_PRICES["input_price"] + max_tokens * CLAUDE_PRICES["output_price"]
+    """The worst cases of up:m and of its fallback claude:c: a token per byte and the framing, then
+    max_tokens out."""
+    prompt = len(body) + FRAMING_TOKENS + MESSAGE_TOKENS * len(json.loads(body)["messages"])
+    up = prompt * UP_PRICES["input_price"] + max_tokens * UP_PRICES["output_price"]
+    claude = prompt * CLAUDE_PRICES["input_price"] + max_tokens * CLAUDE_PRICES["output_price"]
     return up, claude
 
 

@@ -14,6 +14,7 @@ import responses
 from sqlalchemy import func, select
 
 from gateway.errors import RateLimitError
+from gateway.relay.hold import FRAMING_TOKENS, MESSAGE_TOKENS
 from gateway.store import billing, ratelimit
 from gateway.store.billing import Hold
 from gateway.store.keys import create_key
@@ -40,7 +41,8 @@ ANSWER = {
 }
 NOW = datetime(2026, 11, 26, 12, 0, 15, tzinfo=UTC)  # 45 s before the window resets
 BODY = json.dumps(chat(model="up:m", max_tokens=10)).encode()
-TOKENS = len(BODY) + 10  # the reservation's worst case: a byte of body per prompt token, plus max_tokens
+# The reservation's worst case: a byte of body per prompt token and the framing, plus max_tokens.
+TOKENS = len(BODY) + FRAMING_TOKENS + MESSAGE_TOKENS + 10
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def upstream():
 
 def expect(upstream, stream: bool = False, **reply) -> None:
     """Register the one upstream call, matching the exact body and headers the gateway must send."""
-    body = dict(chat(model="m"), stream=stream)
+    # The held output cap (the default, 4096) always goes upstream.
+    body = dict(chat(model="m"), stream=stream, max_tokens=4096)
     if stream:
         body["stream_options"] = {"include_usage": True}
     upstream.add(

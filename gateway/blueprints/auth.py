@@ -11,13 +11,19 @@ from gateway.store.principals import Principal, find_principal
 
 
 def authenticate() -> Principal:
-    """Return the principal behind the request's Bearer key, or raise invalid_api_key."""
+    """Return the principal behind the request's key, or raise invalid_api_key.
+
+    The key comes as `Authorization: Bearer sk-…` (OpenAI's clients, Claude Code's auth token) or as
+    `x-api-key: sk-…` (the anthropic SDKs' default).
+    """
     header = request.headers.get("Authorization", "")
     # RFC 9110 lets a tab separate the scheme from the credentials as well as spaces (RWS); without
     # this, "Bearer<TAB>sk-..." with a right key was refused.
     scheme, _, secret = header.replace("\t", " ").strip().partition(" ")
     secret = secret.strip()
-    if not header:
+    if not header and request.headers.get("x-api-key"):
+        scheme, secret = "bearer", request.headers["x-api-key"].strip()
+    elif not header:
         raise AuthenticationError("You didn't provide an API key. Send it as 'Authorization: Bearer sk-…'.")
     if scheme.lower() != "bearer" or not keys.looks_like_key(secret):
         raise AuthenticationError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import struct
 
@@ -10,23 +11,24 @@ from flask import Blueprint, Response
 
 from gateway.blueprints.serve import respond, serve
 from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.surfaces import openai_chat
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1")
 
 
 @bp.post("/chat/completions")
 def create_chat_completion() -> Response:
-    return respond(*serve(CHAT))
+    return respond(*serve(functools.partial(openai_chat.parse, CHAT)))
 
 
 @bp.post("/completions")
 def create_completion() -> Response:
-    return respond(*serve(COMPLETIONS))
+    return respond(*serve(functools.partial(openai_chat.parse, COMPLETIONS)))
 
 
 @bp.post("/embeddings")
 def create_embedding() -> Response:
-    call, answer = serve(EMBEDDINGS)
+    call, answer = serve(functools.partial(openai_chat.parse, EMBEDDINGS))
     assert isinstance(answer, bytes)
     if call.body.get("encoding_format") == "base64":
         answer = _as_base64(answer)

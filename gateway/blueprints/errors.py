@@ -1,7 +1,8 @@
 """Render every error, ours or Flask's: the OpenAI envelope with the request id, or a page in the console.
 
 Only the console (/ and /console/...) gets HTML: it registers its page renderer with
-register_pages(); /api/* and every other path keep the JSON envelope.
+register_pages(). Anthropic clients (/api/v1/messages, or any request carrying anthropic-version) get
+Anthropic's envelope; /api/* and every other path keep OpenAI's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, Response, current_app, g
+from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -21,6 +22,7 @@ from gateway.errors import (
     NotFoundError,
     RequestTooLargeError,
 )
+from gateway.surfaces.anthropic_messages import errors as anthropic_errors
 
 bp = Blueprint("errors", __name__)
 log = logging.getLogger("gateway.errors")
@@ -43,12 +45,18 @@ def _page(
     return pages(status, title, message, headers or {}) if pages else None
 
 
+def anthropic_client() -> bool:
+    """Tell whether the caller speaks Anthropic's API: it reads Anthropic's error envelope."""
+    return request.path.startswith("/api/v1/messages") or "anthropic-version" in request.headers
+
+
 def render(error: GatewayError) -> BaseResponse:
     page = _page(error.status, _TITLES.get(error.status, "Error"), error.message, error.headers)
     if page is not None:
         return page
     request_id = getattr(g, "request_id", "")
-    resp = Response(json.dumps(error.to_body(request_id)), status=error.status, mimetype="application/json")
+    body = anthropic_errors.envelope(error, request_id) if anthropic_client() else error.to_body(request_id)
+    resp = Response(json.dumps(body), status=error.status, mimetype="application/json")
     for name, value in error.headers.items():
         resp.headers[name] = value
     return resp

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Response, g
 
 from gateway.blueprints.auth import authenticate
@@ -12,7 +15,7 @@ from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.relay.call import Call
 from gateway.routing.catalog import Target
 from gateway.store.principals import Principal
-from gateway.surfaces import openai_chat
+from gateway.surfaces.openai_chat import ParsedRequest
 
 OVERHEAD_HEADER = "X-Gateway-Overhead-Ms"
 MODEL_HEADER = "X-Gateway-Model"  # the provider:model that answered: a fallback's when one did
@@ -39,17 +42,21 @@ def route(principal: Principal, model: str, operation: str) -> Target:
     return target
 
 
-def serve(operation: str) -> tuple[Call, bytes | Response]:
-    """Authenticate, parse, route, hold the worst case and relay: the walk every POST shares."""
+def serve(parse: Callable[[dict[str, Any]], ParsedRequest]) -> tuple[Call, bytes | Response]:
+    """Authenticate, parse, route, hold the worst case and relay: the walk every API POST shares.
+
+    parse() turns the client's body into the canonical form (each surface has its own); the model
+    is routed as the canonical body names it.
+    """
     svc = services()
     started = svc.clock.monotonic()
     principal = authenticate()
     raw, body = read_json_body()
-    parsed = openai_chat.parse(operation, body)
+    parsed = parse(body)
     call = Call(
         request_id=g.request_id,
         principal=principal,
-        target=route(principal, body["model"], operation),
+        target=route(principal, parsed.body["model"], parsed.operation),
         request=parsed,
         raw_size=len(raw),
         started=started,

@@ -45,8 +45,26 @@ _COMMON_KEYS = {
 }
 # Options that only make sense for some wire formats; anything else is refused by name.
 _TYPE_KEYS = {
-    "openai": {"paths", "drop_params", "rename_params", "developer_role", "reasoning_field", "stream_usage"},
-    "azure": {"paths", "drop_params", "rename_params", "developer_role", "stream_usage", "api_version"},
+    "openai": {
+        "paths",
+        "drop_params",
+        "rename_params",
+        "developer_role",
+        "reasoning_field",
+        "stream_usage",
+        "max_tokens_field",
+        "responses",
+    },
+    "azure": {
+        "paths",
+        "drop_params",
+        "rename_params",
+        "developer_role",
+        "stream_usage",
+        "api_version",
+        "max_tokens_field",
+        "responses",
+    },
     "anthropic": {"api_version", "max_tokens"},
     "gemini": set(),
     "mock": set(),
@@ -91,6 +109,8 @@ class ProviderConfig:
     reasoning_field: str = "reasoning_content"  # the upstream's name for reasoning text
     stream_usage: bool = True  # send stream_options.include_usage when streaming
     api_version: str = ""  # Azure's api-version query, Anthropic's anthropic-version header
+    max_tokens_field: str = "max_tokens"  # where the output cap goes when the client named no field
+    responses: str = "chat"  # "native": the upstream serves the Responses API itself
     max_tokens: int | None = None  # output cap sent when the client sets none (Anthropic needs one)
 
     def path(self, operation: str, default: str) -> str:
@@ -195,6 +215,11 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
         options["api_version"] = version
     if "max_tokens" in raw:
         options["max_tokens"] = optional_count(f"{where}.max_tokens", raw["max_tokens"])
+    if "max_tokens_field" in raw:
+        fields = ("max_tokens", "max_completion_tokens")
+        options["max_tokens_field"] = choice(f"{where}.max_tokens_field", raw["max_tokens_field"], fields)
+    if "responses" in raw:
+        options["responses"] = choice(f"{where}.responses", raw["responses"], ("chat", "native"))
     return options
 
 

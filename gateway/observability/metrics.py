@@ -115,6 +115,18 @@ class Metrics:
             ["channel", "reason"],
             registry=self.registry,
         )
+        self.overruns = Counter(
+            "gateway_settlement_overruns",
+            "Requests whose reported usage cost more than their hold; each was charged the hold.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.overrun_micros = Counter(
+            "gateway_settlement_overrun_micros",
+            "Micro-USD of reported cost beyond holds, not charged to anyone (a provider's bug).",
+            ["model"],
+            registry=self.registry,
+        )
         self.active_streams = Gauge(
             "gateway_active_streams",
             "Streams being relayed now.",
@@ -179,6 +191,9 @@ class MetricsObserver:
             overhead_s=event.overhead_s,
             ttfb_s=None if event.ttfb_ms is None else event.ttfb_ms / 1000,
         )
+        if event.overrun_micros:
+            self.metrics.overruns.labels(event.model).inc()
+            self.metrics.overrun_micros.labels(event.model).inc(event.overrun_micros)
 
     def streams_changed(self, delta: int) -> None:
         self.metrics.active_streams.inc(delta)

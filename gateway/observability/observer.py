@@ -36,6 +36,7 @@ class Settled:
     ttfb_ms: int | None
     upstream_s: float
     overhead_s: float
+    overrun_micros: int = 0  # reported cost beyond the hold: not charged, the operator's to see
 
 
 class Observer(Protocol):

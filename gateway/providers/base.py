@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,8 @@ from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamError
 from gateway.providers.events import Event
 
 CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
+# Native operations: a client's own format relayed as is to an upstream that speaks it.
+MESSAGES, RESPONSES = "messages", "responses"
 MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
 _AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-goog-api-key"}
 
@@ -78,8 +80,13 @@ class StreamTranslator:
 class Adapter:
     """One per configured provider: builds upstream requests and reads upstream answers.
 
-    An operation is CHAT (/chat/completions), COMPLETIONS (legacy) or EMBEDDINGS; an adapter lists
-    the ones its upstream has in `operations`, and the routes refuse the others before any billing.
+    An operation is CHAT (/chat/completions), COMPLETIONS (legacy) or EMBEDDINGS, or a native one
+    (MESSAGES, RESPONSES) for a client whose format the upstream speaks itself; an adapter lists the
+    ones its upstream has in `operations`, and the routes refuse the others before any billing.
+
+    max_output is the output cap the hold was computed with, per choice: it goes upstream in the
+    provider's own field, always, so an answer can never be longer than what was held. headers
+    are the client's allow-listed headers that a native relay forwards (anthropic-beta, …).
     """
 
     operations: frozenset[str] = frozenset({CHAT})
@@ -94,7 +101,14 @@ class Adapter:
         return operation in self.operations
 
     def build_request(
-        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+        self,
+        body: dict[str, Any],
+        upstream_model: str,
+        stream: bool,
+        operation: str = CHAT,
+        *,
+        max_output: int | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
         raise NotImplementedError
 
@@ -104,7 +118,9 @@ class Adapter:
     def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:
         raise NotImplementedError
 
-    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
+    def translator(
+        self, public_model: str, upstream_model: str, client_usage: bool, operation: str = CHAT
+    ) -> StreamTranslator:
         raise NotImplementedError
 
     def auth_headers(self) -> list[tuple[str, str]]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamProtocolError
 from gateway.providers.base import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
+    RESPONSES,
     Adapter,
     Completion,
     StreamTranslator,
@@ -19,12 +22,16 @@ from gateway.providers.base import (
 )
 from gateway.providers.chunks import dumps, usage_object
 from gateway.providers.events import DONE, Event, encode_comment, encode_data
+from gateway.providers.responses import native as responses_native
 
 
 def _count(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     return None
+
+
+CAP_FIELDS = ("max_completion_tokens", "max_tokens")  # the client's first; the newer name wins
 
 
 def usage_from(raw: Any) -> Usage | None:
@@ -98,15 +105,37 @@ class OpenAIAdapter(Adapter):
     """
 
     operations = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})
-    default_paths = {CHAT: "/chat/completions", COMPLETIONS: "/completions", EMBEDDINGS: "/embeddings"}
+    default_paths = {
+        CHAT: "/chat/completions",
+        COMPLETIONS: "/completions",
+        EMBEDDINGS: "/embeddings",
+        RESPONSES: "/responses",
+    }
+
+    def __init__(self, provider: ProviderConfig) -> None:
+        super().__init__(provider)
+        if provider.responses == "native":
+            self.operations = type(self).operations | {RESPONSES}
 
     def url(self, upstream_model: str, operation: str) -> str:
         return self.provider.base_url + self.provider.path(operation, self.default_paths[operation])
 
     def build_request(
-        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+        self,
+        body: dict[str, Any],
+        upstream_model: str,
+        stream: bool,
+        operation: str = CHAT,
+        *,
+        max_output: int | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
+        if operation == RESPONSES:
+            raw = responses_native.native_body(body, upstream_model, max_output)
+            return self.request(self.url(upstream_model, operation), raw, stream, self.auth_headers())
         body = dict(body, model=upstream_model)
+        if max_output is not None and operation in (CHAT, COMPLETIONS):
+            self._cap(body, operation, max_output)
         if operation == EMBEDDINGS:
             # Ask for floats whatever the client wants: not every server has base64, and the
             # gateway encodes it itself (docs/wire-formats.md#openai-embeddings-base64).
@@ -119,11 +148,22 @@ class OpenAIAdapter(Adapter):
         if operation == CHAT and isinstance(body.get("messages"), list):
             body["messages"] = self.messages(body["messages"])
         for name in self.provider.drop_params:
-            body.pop(name, None)
+            if name not in CAP_FIELDS or max_output is None:  # the held cap always goes upstream
+                body.pop(name, None)
         for old, new in self.provider.rename_params:
             if old in body:
                 body.setdefault(new, body.pop(old))
         return self.request(self.url(upstream_model, operation), dumps(body), stream, self.auth_headers())
+
+    def _cap(self, body: dict[str, Any], operation: str, cap: int) -> None:
+        """Put the held cap in one field: the one the client used, else the provider's own."""
+        if operation == COMPLETIONS:
+            field = "max_tokens"  # the legacy endpoint has no other
+        else:
+            field = next((name for name in CAP_FIELDS if name in body), self.provider.max_tokens_field)
+        for name in CAP_FIELDS:
+            body.pop(name, None)
+        body[field] = cap
 
     def messages(self, messages: list[Any]) -> list[Any]:
         """Apply the role mapping and the reasoning rules to the messages, copying only what changes."""
@@ -149,6 +189,9 @@ class OpenAIAdapter(Adapter):
         return out
 
     def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
+        if operation == RESPONSES:
+            body, usage, _ = responses_native.native_whole(raw, public_model)
+            return Completion(body=body, usage=usage)
         try:
             # DeepSeek sends blank lines before the body while a request is queued.
             data = json.loads(raw.lstrip())
@@ -190,7 +233,11 @@ class OpenAIAdapter(Adapter):
         credential = "insufficient_quota" in (kind, code)
         return upstream_error(self.provider, status, message, kind, code, param, credential=credential)
 
-    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
+    def translator(
+        self, public_model: str, upstream_model: str, client_usage: bool, operation: str = CHAT
+    ) -> StreamTranslator:
+        if operation == RESPONSES:
+            return responses_native.NativeStreamReader(public_model, self.provider.name)
         return OpenAIStreamTranslator(self, public_model, upstream_model, client_usage)
 
 

@@ -22,6 +22,11 @@ from gateway.store.database import Database
 # OpenAI's dearest tiling of one high-detail image is about 2,500 tokens; this is also what the
 # estimate held before it read parts (two 2,000-token matches of "image_url" per part).
 IMAGE_TOKENS = 4000
+# Tokens an upstream adds that are not in the body: chat templates frame each message with a few,
+# and tool use brings a system prompt of its own (Anthropic's is about 350 tokens).
+FRAMING_TOKENS = 16
+MESSAGE_TOKENS = 4
+TOOL_PROMPT_TOKENS = 400
 
 
 @dataclass(frozen=True)
@@ -34,23 +39,29 @@ class Estimate:
 
 def prompt_tokens(call: Call) -> int:
     """Bound the prompt's tokens from above."""
-    return call.raw_size + call.request.images * IMAGE_TOKENS
+    body = call.body
+    messages = body.get("messages")
+    framing = FRAMING_TOKENS + MESSAGE_TOKENS * (len(messages) if isinstance(messages, list) else 1)
+    tools = TOOL_PROMPT_TOKENS if body.get("tools") else 0
+    return call.raw_size + call.request.images * IMAGE_TOKENS + framing + tools
+
+
+def output_cap(call: Call, target: Target, default: int) -> int:
+    """The cap on each answer's tokens for one target: the client's, else the model's default.
+
+    It is held, and it is what goes upstream, in the provider's own field.
+    """
+    cap = call.request.output_cap
+    # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
+    return cap or target.model.max_output_tokens or target.provider.max_tokens or default
 
 
 def output_tokens(call: Call, target: Target, default: int) -> int:
-    """Bound the output's tokens from above for one target: the cap, once per choice asked for."""
-    body = call.body
+    """Bound the output's tokens from above for one target: the cap, once per answer generated."""
     if call.operation == EMBEDDINGS:
         return 0  # embeddings are billed on input tokens only
-    # n choices each produce up to the cap (the surface validates n: at most MAX_CHOICES).
-    n = body.get("n")
-    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and value > 0:
-            return value * choices
-    # The provider's max_tokens is what an adapter sends when the client sets none: hold that much.
-    return choices * (target.model.max_output_tokens or target.provider.max_tokens or default)
+    # n (and best_of) are validated by the surface: at most MAX_CHOICES.
+    return output_cap(call, target, default) * call.request.choices
 
 
 def estimate(call: Call, default_max_tokens: int) -> Estimate:

@@ -9,7 +9,7 @@ from gateway.clock import SYSTEM, Clock
 from gateway.config.settings import Settings
 from gateway.errors import GatewayError
 from gateway.observability.observer import Observer, Observers
-from gateway.providers.base import EMBEDDINGS, Usage
+from gateway.providers.base import EMBEDDINGS, UpstreamRequest, Usage
 from gateway.relay import attempts, hold, pricing
 from gateway.relay.call import Call, outcome_of
 from gateway.relay.settlement import Settlement
@@ -18,6 +18,7 @@ from gateway.routing.catalog import Channel, Target
 from gateway.routing.failover import Failover
 from gateway.store.billing import Hold
 from gateway.store.database import Database
+from gateway.surfaces import openai_chat
 from gateway.upstream.transport import Upstream
 
 T = TypeVar("T")
@@ -64,10 +65,32 @@ class Relay:
         finally:
             self.settle(call, held, usage, status, outcome, None)
 
+    def _request(
+        self, call: Call, target: Target, channel: Channel, stream: bool
+    ) -> tuple[UpstreamRequest, str]:
+        """Build one try's upstream request, and say which operation it is.
+
+        A client in another format goes up in that format when the upstream speaks it (nothing is
+        lost), else in the canonical chat form. Either way the held output cap goes with it.
+        """
+        adapter, client, model = channel.adapter, call.request.client, target.model.upstream_id
+        cap = (
+            None
+            if call.operation == EMBEDDINGS
+            else hold.output_cap(call, target, self.settings.default_max_tokens)
+        )
+        if client is not None and adapter.supports(client.native_operation):
+            operation = client.native_operation
+            headers = client.forward_headers
+            return adapter.build_request(
+                client.native_body, model, stream, operation, max_output=cap, headers=headers
+            ), operation
+        return adapter.build_request(call.body, model, stream, call.operation, max_output=cap), call.operation
+
     def _complete(self, call: Call, target: Target, channel: Channel) -> tuple[bytes, Usage]:
         """One try on one channel: the client-ready body and its usage."""
-        adapter = channel.adapter
-        request = adapter.build_request(call.body, target.model.upstream_id, False, call.operation)
+        adapter, client = channel.adapter, call.request.client
+        request, operation = self._request(call, target, channel, False)
         sent = self.clock.monotonic()
         try:
             resp = self.upstream.send(request)
@@ -79,13 +102,16 @@ class Relay:
             call.timing.upstream_s += self.clock.monotonic() - sent
         if resp.status >= 400:
             raise adapter.parse_error(resp.status, raw, resp.headers)
-        completion = adapter.parse_response(raw, target.public_id, call.operation)
+        completion = adapter.parse_response(raw, target.public_id, operation)
+        body = completion.body
+        if client is not None and operation != client.native_operation:
+            body = client.answer(body, target.public_id)
         usage = completion.usage or Usage(
             prompt_tokens=pricing.estimate_tokens(call.raw_size),
             completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
             estimated=True,
         )
-        return completion.body, usage
+        return body, usage
 
     def open_stream(self, call: Call, held: Hold) -> StreamedAnswer:
         """Open the stream and read to its first client bytes; failures before them raise here."""
@@ -102,8 +128,8 @@ class Relay:
 
     def _open(self, call: Call, held: Hold, target: Target, channel: Channel) -> StreamedAnswer:
         """One try on one channel: a stream whose first client bytes are already read."""
-        adapter = channel.adapter
-        request = adapter.build_request(call.body, target.model.upstream_id, True, call.operation)
+        adapter, client = channel.adapter, call.request.client
+        request, operation = self._request(call, target, channel, True)
         sent = self.clock.monotonic()
         try:
             resp = self.upstream.send(request)
@@ -122,7 +148,8 @@ class Relay:
                 self.observers.streams_changed(-1)
                 self.settle(call, held, usage, 200, outcome, first_byte)
 
-            stream = StreamedAnswer(call, resp, translator, self.clock, finished)
+            errors = client.error_event if client is not None else openai_chat.error_event
+            stream = StreamedAnswer(call, resp, translator, self.clock, finished, errors)
             stream.start()
             return stream
         except BaseException:

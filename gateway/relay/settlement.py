@@ -40,6 +40,18 @@ class Settlement:
         usage = usage or Usage()
         hold = replace(hold, model=call.answered.public_id)  # the row names the model that answered
         elapsed = self.clock.monotonic() - call.started
+        cost = pricing.cost_micros(call.answered.model, usage)
+        # The hold was a cap: the upstream was told the held output cap, so more than that is the
+        # provider's bug, and the operator absorbs it, not the balance (which never goes below zero).
+        overrun = max(0, cost - hold.amount_micros)
+        if overrun:
+            log.warning(
+                "request %s: %s reported usage costing %d micro-USD, %d over the hold; charged the hold",
+                call.request_id,
+                call.answered.public_id,
+                cost,
+                overrun,
+            )
         record = UsageRecord(
             status=status,
             outcome=outcome,
@@ -48,7 +60,7 @@ class Settlement:
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost_micros=pricing.cost_micros(call.answered.model, usage),
+            cost_micros=cost - overrun,
             latency_ms=int(elapsed * 1000),
             ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
             estimated=usage.estimated,
@@ -65,7 +77,7 @@ class Settlement:
                     "settling request %s failed (try %d of %d)", call.request_id, attempt + 1, SETTLE_TRIES
                 )
                 time.sleep(0.05 * (attempt + 1))
-        self.observers.settled(_event(call, record))
+        self.observers.settled(_event(call, record, overrun))
         self.sweep_if_due()
 
     def sweep_if_due(self) -> None:
@@ -85,7 +97,7 @@ class Settlement:
             self._sweep_lock.release()
 
 
-def _event(call: Call, record: UsageRecord) -> Settled:
+def _event(call: Call, record: UsageRecord, overrun: int) -> Settled:
     return Settled(
         request_id=call.request_id,
         key_prefix=call.principal.key_prefix,
@@ -104,4 +116,5 @@ def _event(call: Call, record: UsageRecord) -> Settled:
         ttfb_ms=record.ttfb_ms,
         upstream_s=call.timing.upstream_s,
         overhead_s=call.timing.overhead_s(record.latency_ms / 1000),
+        overrun_micros=overrun,
     )

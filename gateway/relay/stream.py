@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Iterator
 
 from gateway.clock import Clock
 from gateway.errors import GatewayError
 from gateway.providers.base import StreamTranslator, Usage
-from gateway.providers.events import encode_data
+from gateway.providers.events import Event
 from gateway.relay import pricing
 from gateway.relay.call import Call, outcome_of
+from gateway.surfaces.base import StreamWriter
 from gateway.upstream.sse import Decoder
 from gateway.upstream.transport import UpstreamResponse
 
 # Called once when the stream is over: the usage (reported, or estimated and marked), the outcome,
 # and when the first client bytes were ready (None if none were).
 Finished = Callable[[Usage, str, float | None], None]
+# The client format's in-band error: the one event that ends a stream failing after its first byte.
+ErrorEvent = Callable[[GatewayError, str], bytes]
+
+
+class ClientStream(StreamTranslator):
+    """A translated stream for a client in another format: canonical frames through its writer."""
+
+    def __init__(self, inner: StreamTranslator, writer: StreamWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+
+    def feed(self, event: Event) -> list[bytes]:
+        out = [b for frame in self.inner.feed(event) for b in self.writer.feed(frame)]
+        self.usage, self.relayed_bytes = self.inner.usage, self.inner.relayed_bytes
+        return out
+
+    def finish(self) -> list[bytes]:
+        out = [b for frame in self.inner.finish() for b in self.writer.feed(frame)]
+        self.usage, self.relayed_bytes = self.inner.usage, self.inner.relayed_bytes
+        return out + self.writer.finish()
 
 
 class StreamedAnswer:
@@ -35,8 +55,10 @@ class StreamedAnswer:
         translator: StreamTranslator,
         clock: Clock,
         finished: Finished,
+        error_event: ErrorEvent,
     ) -> None:
         self.call = call
+        self.error_event = error_event
         self.resp = resp
         self.translator = translator
         self.clock = clock
@@ -105,8 +127,7 @@ class StreamedAnswer:
                 raise  # nothing reached the client: the caller may retry, or answer with a status
             # Past the first byte the status is fixed: one in-band error event, then the end.
             self.outcome = outcome_of(exc)
-            error = {"error": exc.to_error(), "request_id": self.call.request_id}
-            return encode_data(json.dumps(error).encode())
+            return self.error_event(exc, self.call.request_id)
 
     def close(self) -> None:
         if self._gen is not None:

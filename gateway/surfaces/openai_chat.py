@@ -6,11 +6,14 @@ ParsedRequest: the body, and what the hold needs to know of it, read from the pa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import GatewayError, InvalidRequestError
 from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.providers.events import encode_data
+from gateway.surfaces.base import ClientFormat
 
 # The hold multiplies max_tokens by a price: 10**30 tokens overflowed the BIGINT micro-units (a 500).
 # 2**31 - 1 tokens for each of at most 128 choices (n; OpenAI's own limit) stays inside BIGINT at any
@@ -69,6 +72,7 @@ def validate_completion(body: dict[str, Any]) -> None:
     _positive_int(body, "max_tokens")
     _positive_int(body, "max_completion_tokens")  # not a legacy field, but the hold reads it
     _positive_int(body, "n", MAX_CHOICES)
+    _positive_int(body, "best_of", MAX_CHOICES)  # best_of answers are generated, and billed, per prompt
 
 
 def validate_embeddings(body: dict[str, Any]) -> None:
@@ -102,6 +106,23 @@ class ParsedRequest:
     body: dict[str, Any]
     stream: bool
     images: int = 0  # image parts in the prompt: each may cost far more tokens than its bytes
+    client: ClientFormat | None = None  # another client format this request came in; None for chat
+
+    @property
+    def choices(self) -> int:
+        """The answers generated: n, or best_of on legacy completions (each is billed)."""
+        names = ("n", "best_of") if self.operation == COMPLETIONS else ("n",)
+        counts = [self.body.get(name) for name in names]
+        return max([1, *(c for c in counts if isinstance(c, int) and not isinstance(c, bool))])
+
+    @property
+    def output_cap(self) -> int | None:
+        """The client's own cap on each answer's tokens, or None when it set none."""
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = self.body.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
 
     @property
     def client_usage(self) -> bool:
@@ -110,12 +131,17 @@ class ParsedRequest:
         return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def parse(operation: str, body: dict[str, Any]) -> ParsedRequest:
+def parse(operation: str, body: dict[str, Any], client: ClientFormat | None = None) -> ParsedRequest:
     """Check a decoded JSON body for an operation; raise a 400 naming the field that is wrong."""
     VALIDATORS[operation](body)
     stream = body.get("stream") is True and operation != EMBEDDINGS
     images = count_images(body.get("messages")) if operation == CHAT else 0
-    return ParsedRequest(operation, body, stream, images)
+    return ParsedRequest(operation, body, stream, images, client)
+
+
+def error_event(exc: GatewayError, request_id: str) -> bytes:
+    """Return the in-band error of a chat stream: one data event with OpenAI's envelope, no [DONE]."""
+    return encode_data(json.dumps({"error": exc.to_error(), "request_id": request_id}).encode())
 
 
 def count_images(messages: Any) -> int:

@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gateway.config.providers import ProviderConfig
 from gateway.errors import GatewayError
 from gateway.providers.anthropic.native import NativeStreamReader
 from gateway.providers.events import Event, encode_comment, encode_data
@@ -32,6 +33,7 @@ from gateway.upstream.sse import Decoder
 
 FOLDER = Path(__file__).parent / "fixtures" / "anthropic_messages"
 PUBLIC_MODEL = "acme:claude-x"
+PROVIDER = ProviderConfig(name="acme", type="anthropic", base_url="https://anthropic.test/v1")
 MESSAGE_ID = "msg_gw0001"
 
 
@@ -102,7 +104,10 @@ def write_events(events: list[Event], upstream_error: GatewayError | None = None
 
 def read_native(events: list[Event]) -> tuple[bytes, Any, GatewayError | None]:
     """Run upstream events through a fresh native reader; a failure ends with the surface's error."""
-    reader, writer = NativeStreamReader(PUBLIC_MODEL), MessagesStreamWriter(PUBLIC_MODEL, MESSAGE_ID)
+    reader, writer = (
+        NativeStreamReader(PUBLIC_MODEL, PROVIDER),
+        MessagesStreamWriter(PUBLIC_MODEL, MESSAGE_ID),
+    )
     out: list[bytes] = []
     failure = None
     try:

@@ -75,7 +75,7 @@ def test_events_other_than_message_start_go_back_byte_for_byte():
 
 
 def test_unknown_event_types_and_comments_pass_through():
-    reader = NativeStreamReader(golden.PUBLIC_MODEL)
+    reader = NativeStreamReader(golden.PUBLIC_MODEL, golden.PROVIDER)
     assert reader.feed(Event(data=b'{"type":"future_event","x":1}', event="future_event")) == [
         b'event: future_event\ndata: {"type":"future_event","x":1}\n\n'
     ]
@@ -83,7 +83,7 @@ def test_unknown_event_types_and_comments_pass_through():
 
 
 def test_an_in_band_credential_error_is_the_operators_problem():
-    reader = NativeStreamReader(golden.PUBLIC_MODEL)
+    reader = NativeStreamReader(golden.PUBLIC_MODEL, golden.PROVIDER)
     data = b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}'
     with pytest.raises(UpstreamAuthError) as caught:
         reader.feed(Event(data=data, event="error"))

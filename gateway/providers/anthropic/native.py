@@ -11,9 +11,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError, UpstreamStatusError
-from gateway.providers.anthropic.mapping import CREDENTIAL_TYPES, STATUS_BY_TYPE, usage_from
-from gateway.providers.base import MAX_MESSAGE, StreamTranslator, Usage
+from gateway.config.providers import ProviderConfig
+from gateway.errors import UpstreamProtocolError
+from gateway.providers.anthropic.mapping import error_from, usage_from
+from gateway.providers.base import StreamTranslator, Usage
+from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
 
 # Marks the signature of a thinking block the gateway built from another model's reasoning
@@ -22,10 +24,6 @@ UNSIGNED_PREFIX = "gateway-unsigned:"
 # The client headers that travel upstream. The client's own key (x-api-key, Authorization) never
 # does: the provider's credentials are added by the adapter.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
-
-
-def dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -78,20 +76,6 @@ def native_whole(raw: bytes, public_model: str) -> tuple[bytes, Usage]:
     return dumps(data), usage_from(data.get("usage")) or Usage()
 
 
-def error_from(data: Any) -> UpstreamError:
-    """Turn an in-band Anthropic error event into ours, keeping Anthropic's error type."""
-    error = data.get("error") if isinstance(data, dict) else None
-    error = error if isinstance(error, dict) else {}
-    kind, message = error.get("type"), error.get("message")
-    kind = kind if isinstance(kind, str) else "api_error"
-    message = message if isinstance(message, str) else None
-    if kind in CREDENTIAL_TYPES:
-        # The gateway's provider key or account failed, not the client's: the operator's problem.
-        return UpstreamAuthError("The upstream refused the gateway's credentials or account.")
-    status = STATUS_BY_TYPE.get(kind, 502)
-    return UpstreamStatusError((message or "The upstream failed.")[:MAX_MESSAGE], status=status, type=kind)
-
-
 class NativeStreamReader(StreamTranslator):
     """Re-emits each upstream event as it came, with the client's model in message_start.
 
@@ -100,8 +84,9 @@ class NativeStreamReader(StreamTranslator):
     second), the last becomes an UpstreamError for the relay.
     """
 
-    def __init__(self, public_model: str) -> None:
+    def __init__(self, public_model: str, provider: ProviderConfig) -> None:
         self.public_model = public_model
+        self.provider = provider
         self.usage: Usage | None = None
         self.relayed_bytes = 0
         self._counts: dict[str, Any] = {}  # Anthropic's own usage fields, as they stand so far
@@ -116,7 +101,7 @@ class NativeStreamReader(StreamTranslator):
         data = event.data
         name = event.event or _type_of(data)
         if name == "error":
-            raise error_from(_parse(data))
+            raise error_from(self.provider, _parse(data), 502)
         if name == "message_start":
             data = self._start(data)
         elif name == "message_delta":

@@ -144,16 +144,21 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
 
 
 def build_body(
-    body: dict[str, Any], provider: ProviderConfig, upstream_model: str, stream: bool
+    body: dict[str, Any],
+    provider: ProviderConfig,
+    upstream_model: str,
+    stream: bool,
+    max_output: int | None = None,
 ) -> dict[str, Any]:
-    """Return the Messages request for a chat completion request."""
+    """Return the Messages request for a chat completion request; max_output is the held cap."""
     system, turns = _messages(body["messages"])
     out: dict[str, Any] = {"model": upstream_model, "messages": turns}
     if system:
         out["system"] = system
     model = next((m for m in provider.models if m.upstream_id == upstream_model), None)
     out["max_tokens"] = (
-        body.get("max_completion_tokens")
+        max_output
+        or body.get("max_completion_tokens")
         or body.get("max_tokens")
         or (model and model.max_output_tokens)
         or provider.max_tokens

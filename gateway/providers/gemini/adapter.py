@@ -7,6 +7,7 @@ mapping holds what they share; none of them imports another in a circle.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import UpstreamError
@@ -24,14 +25,21 @@ class GeminiAdapter(Adapter):
     operations = frozenset({CHAT, EMBEDDINGS})
 
     def build_request(
-        self, body: dict[str, Any], upstream_model: str, stream: bool, operation: str = CHAT
+        self,
+        body: dict[str, Any],
+        upstream_model: str,
+        stream: bool,
+        operation: str = CHAT,
+        *,
+        max_output: int | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
         base = f"{self.provider.base_url}/models/{upstream_model}"
         if operation == EMBEDDINGS:
             out = embeddings_body(body, self.provider, upstream_model)
             return self.request(base + ":batchEmbedContents", chunks.dumps(out), False, self.auth_headers())
         url = base + (":streamGenerateContent?alt=sse" if stream else ":generateContent")
-        return self.request(url, chunks.dumps(content_body(body)), stream, self.auth_headers())
+        return self.request(url, chunks.dumps(content_body(body, max_output)), stream, self.auth_headers())
 
     def parse_response(self, raw: bytes, public_model: str, operation: str = CHAT) -> Completion:
         return parse_answer(raw, public_model, operation, self.provider, self.clock, self.new_id)
@@ -46,5 +54,7 @@ class GeminiAdapter(Adapter):
             error.headers["retry-after"] = headers["retry-after"]
         return error
 
-    def translator(self, public_model: str, upstream_model: str, client_usage: bool) -> StreamTranslator:
+    def translator(
+        self, public_model: str, upstream_model: str, client_usage: bool, operation: str = CHAT
+    ) -> StreamTranslator:
         return GeminiStreamTranslator(self.provider, public_model, client_usage, self.clock, self.new_id)

@@ -153,14 +153,16 @@ def _tools(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def content_body(body: dict[str, Any]) -> dict[str, Any]:
-    """Return the generateContent request for a chat completion request."""
+def content_body(body: dict[str, Any], max_output: int | None = None) -> dict[str, Any]:
+    """Return the generateContent request for a chat completion request; max_output is the held cap."""
     system, contents = _contents(body["messages"])
     out: dict[str, Any] = {"contents": contents}
     if any(system):
         out["systemInstruction"] = {"parts": [{"text": "\n\n".join(s for s in system if s)}]}
     out.update(_tools(body))
     config = _generation_config(body)
+    if max_output is not None:
+        config["maxOutputTokens"] = max_output
     if config:
         out["generationConfig"] = config
     return out

@@ -28,8 +28,10 @@ DELTAS = frozenset(
 )
 
 
-def native_body(body: dict[str, Any], upstream_model: str, max_output_tokens: int) -> bytes:
+def native_body(body: dict[str, Any], upstream_model: str, max_output_tokens: int | None) -> bytes:
     """Return the upstream request: the client's body with the upstream model and the held cap."""
+    if max_output_tokens is None:
+        return dumps(dict(body, model=upstream_model))
     return dumps(dict(body, model=upstream_model, max_output_tokens=max_output_tokens))
 
 
