@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway.errors import ServiceUnavailableError
+from gateway.store import migrations
 from gateway.store.tables import metadata
 
 
@@ -76,8 +77,10 @@ class Database:
             conn.exec_driver_sql("SELECT 1")
 
     def create_schema(self) -> None:
-        """Create every table that does not exist yet (idempotent)."""
+        """Create every table that does not exist yet, then migrate older ones (idempotent)."""
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            migrations.migrate(conn)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,35 @@
+"""Bring a database made by an earlier version up to the current schema, at `gateway db init`.
+
+create_all() makes missing tables but never changes an existing one; each step here does one such
+change, idempotently (it looks before it acts), so running init again, or on a new database, is safe.
+A step that adds a column must also add it to tables.py and schema.sql (test_schema compares them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, inspect, text
+
+Step = Callable[[Connection], None]
+
+
+def has_column(conn: Connection, table: str, column: str) -> bool:
+    """Tell whether a table of the connected database has a column."""
+    return any(c["name"] == column for c in inspect(conn).get_columns(table))
+
+
+def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
+    """Add a column (ddl: its type and default, in SQL both dialects accept) unless it is there."""
+    if not has_column(conn, table, column):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
+# In order; append new steps at the end.
+STEPS: list[Step] = []
+
+
+def migrate(conn: Connection) -> None:
+    """Run every step, in order, in the caller's transaction."""
+    for step in STEPS:
+        step(conn)
