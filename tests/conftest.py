@@ -4,11 +4,14 @@ PostgreSQL comes from GATEWAY_TEST_POSTGRES_URL (CI sets it). Each test gets its
 tests never see each other's rows. Without the variable the PostgreSQL cases are skipped with a
 loud reason locally, and fail in CI (CI=true), so they cannot go missing silently.
 
-Helpers live in tests/support/; this file holds fixtures only.
+A test module that starts processes (gunicorn through tests/fakes/gateway_server.py, nginx, a browser,
+anything through subprocess) is marked live here, whole: `make test-fast` leaves those out. Helpers
+live in tests/support/; this file holds fixtures and hooks only.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +22,25 @@ from gateway import create_app
 from gateway.clock import SYSTEM, Clock
 from tests.support.app import Account, base_config, make_account
 from tests.support.postgres import fresh_schema
+
+# Importing one of these (or anything from one) makes a test module live.
+PROCESS_STARTERS = ("subprocess", "multiprocessing", "selenium", "tests.fakes.gateway_server")
+
+
+def _starts_processes(module: object) -> bool:
+    for value in vars(module).values():
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and any(name == s or name.startswith(s + ".") for s in PROCESS_STARTERS):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark live every test of a module that starts processes, so none can be left unmarked."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and _starts_processes(module):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.fixture
