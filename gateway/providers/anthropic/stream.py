@@ -40,6 +40,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self._thinking: dict[int, dict[str, Any]] = {}  # block index -> thinking block so far
         self._finish: str | None = None
         self._done = False
+        self._counts: dict[str, Any] = {}  # Anthropic's own usage fields, as they stand so far
 
     def feed(self, event: Event) -> list[bytes]:
         if event.comment is not None or event.data is None or self._done:
@@ -57,7 +58,7 @@ class AnthropicStreamTranslator(StreamTranslator):
             raise error_from(self.provider, data, 502)
         if kind == "message_start":
             message = as_object(data.get("message"))
-            self.usage = usage_from(message.get("usage"))
+            self._count(message.get("usage"))
             return self.out.start(str(message.get("id") or ""), int(self.clock()))
         if kind == "ping":
             return [encode_comment(b": ping")]  # keeps idle timers between here and the client alive
@@ -126,16 +127,17 @@ class AnthropicStreamTranslator(StreamTranslator):
         delta = as_object(data.get("delta"))
         if delta.get("stop_reason"):
             self._finish = FINISH.get(delta["stop_reason"], "stop")
-        later = usage_from(data.get("usage"))
-        if later is not None:
-            before = self.usage or Usage()
-            # Output counts are cumulative; newer API versions repeat the input counts here too.
-            self.usage = Usage(
-                prompt_tokens=later.prompt_tokens or before.prompt_tokens,
-                completion_tokens=later.completion_tokens,
-                cached_tokens=later.cached_tokens or before.cached_tokens,
-                cache_write_tokens=later.cache_write_tokens or before.cache_write_tokens,
-            )
+        self._count(data.get("usage"))
+
+    def _count(self, usage: Any) -> None:
+        """Merge Anthropic's usage fields into the counts so far, field by field.
+
+        Counts are cumulative, so a later one replaces an earlier one; a field message_delta leaves
+        out (the cache counts, often, when it repeats input_tokens) keeps its message_start value.
+        """
+        if isinstance(usage, dict):
+            self._counts.update((name, n) for name, n in usage.items() if n is not None)
+            self.usage = usage_from(self._counts)
 
     def _text(self, name: str, text: str) -> bytes:
         self.relayed_bytes += len(text.encode("utf-8"))
