@@ -145,6 +145,20 @@ def test_bare_json_line_is_taken_as_data():
     assert decode(b"data: 1\n\n" + body) == [Event(data=b"1"), Event(data=body)]
 
 
+def test_a_pretty_printed_bare_json_error_is_one_data_event_however_it_is_split():
+    # Gemini can write its error pretty-printed over several lines, without "data:".
+    body = b'{\n  "error": {\n    "code": 503,\n    "message": "overloaded",\n    "status": "UNAVAILABLE"\n  }\n}'
+    raw = b'data: {"candidates": []}\n\n' + body + b"\n"
+    expected = [Event(data=b'{"candidates": []}'), Event(data=body)]
+    assert decode(raw) == expected
+    for cut in range(1, len(raw)):
+        assert decode(raw[:cut], raw[cut:]) == expected, cut
+
+
+def test_a_bare_body_that_never_parses_still_reaches_the_translator():
+    assert decode(b"{\n  broken\n\n") == [Event(data=b"{\n  broken")]
+
+
 def test_non_ascii_and_invalid_utf8_pass_through_as_bytes():
     assert decode("data: Grüße 你好\n\n".encode()) == [Event(data="Grüße 你好".encode())]
     assert decode(b"data: \xff\xfe\n\n") == [Event(data=b"\xff\xfe")]

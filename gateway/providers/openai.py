@@ -178,12 +178,13 @@ class OpenAIAdapter(Adapter):
                 message = dict(message, role="system")
             if "reasoning_content" in message or "reasoning" in message:
                 message = dict(message)
-                text = message.pop("reasoning_content", None) or message.pop("reasoning", None)
+                text = message.pop("reasoning_content", None) or message.pop("reasoning", None) or ""
                 message.pop("reasoning", None)
+                # An empty reasoning goes back too: DeepSeek refuses a tool-call turn without the field.
                 # DeepSeek needs reasoning back on tool-call turns and 400s or ignores it elsewhere
                 # (docs/wire-formats.md#deepseek-reasoning-in-history); sending it only there is
                 # safe for every upstream that reads it.
-                if text and field != "none" and message.get("tool_calls"):
+                if isinstance(text, str) and field != "none" and message.get("tool_calls"):
                     message[field] = text
             out.append(message)
         return out

@@ -7,6 +7,8 @@ data lines join with '\\n', and there is no line cap.
 
 from __future__ import annotations
 
+import json
+
 from gateway.providers.events import Event
 
 
@@ -18,6 +20,7 @@ class Decoder:
         self._skip_lf = False
         self._data: list[bytes] = []
         self._event: str | None = None
+        self._bare: list[bytes] = []  # lines of a bare JSON body not yet complete
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Return the events completed by this chunk."""
@@ -54,7 +57,26 @@ class Decoder:
         self._line(b"", events)
         return events
 
+    def _bare_line(self, line: bytes, events: list[Event]) -> None:
+        # Some upstreams (Ollama, Gemini) write a bare JSON error body into the stream, without
+        # "data:", on one line or pretty-printed over several: gather it until it parses as JSON,
+        # then hand it on as one data event (docs/wire-formats.md#sse-bare-json-errors).
+        self._bare.append(line)
+        if line.lstrip()[:1] in (b"{", b"}") or len(self._bare) == 1:
+            joined = b"\n".join(self._bare)
+            try:
+                json.loads(joined)
+            except (ValueError, RecursionError):
+                return
+            self._bare = []
+            events.append(Event(data=joined))
+
     def _line(self, line: bytes, events: list[Event]) -> None:
+        if not line and self._bare:
+            # A blank line ends even a bare body that never parsed: the translator says what it is.
+            events.append(Event(data=b"\n".join(self._bare)))
+            self._bare = []
+            return
         if not line:
             if self._data or self._event is not None:
                 data = b"\n".join(self._data) if self._data else None
@@ -65,9 +87,8 @@ class Decoder:
         if line[:1] == b":":
             events.append(Event(comment=line))
             return
-        if line[:1] == b"{":
-            # Some upstreams (Ollama, Gemini) write a bare JSON error body into the stream.
-            self._data.append(line)
+        if self._bare or line[:1] == b"{":
+            self._bare_line(line, events)
             return
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":

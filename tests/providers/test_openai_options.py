@@ -78,6 +78,17 @@ def test_reasoning_goes_back_only_on_tool_call_turns_under_the_upstreams_name(fi
     assert ({"reasoning", "reasoning_content"} - {field}).isdisjoint(out[2])
 
 
+def test_an_empty_reasoning_on_a_tool_call_turn_still_goes_back():
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": None, "reasoning_content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"},
+    ]
+    out = sent(adapter(), dict(BODY, messages=messages))["messages"]
+    assert out[1]["reasoning_content"] == ""
+
+
 def test_reasoning_field_none_never_sends_reasoning():
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     messages = [{"role": "assistant", "content": None, "reasoning_content": "t", "tool_calls": [call]}]
