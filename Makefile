@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 GATEWAY_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 export GATEWAY_TEST_POSTGRES_URL
 
-.PHONY: install run test lint format clean bench
+.PHONY: install run test test-fast lint format clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(STAMP)
 ## Run the whole suite (PostgreSQL cases use GATEWAY_TEST_POSTGRES_URL).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Run all but the live tests (gunicorn, nginx, the browser) on every core, SQLite and PostgreSQL alike.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not live" -n auto $(PYTEST_ARGS)
 
 ## Lint and type-check: ruff on everything, mypy on gateway/ (settings in pyproject.toml).
 lint: $(STAMP)
