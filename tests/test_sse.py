@@ -147,7 +147,8 @@ def test_bare_json_line_is_taken_as_data():
 
 def test_a_pretty_printed_bare_json_error_is_one_data_event_however_it_is_split():
     # Gemini can write its error pretty-printed over several lines, without "data:".
-    body = b'{\n  "error": {\n    "code": 503,\n    "message": "overloaded",\n    "status": "UNAVAILABLE"\n  }\n}'
+    body = b'{\n  "error": {\n    "code": 503,\n    "message": "overloaded",\n    "status": "UNAVAILABLE"'
+    body += b"\n  }\n}"
     raw = b'data: {"candidates": []}\n\n' + body + b"\n"
     expected = [Event(data=b'{"candidates": []}'), Event(data=body)]
     assert decode(raw) == expected
