@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from tests.fakes import script
-from tests.fakes.wire_server import WireExchange, WireHandler, WireServer
+from tests.fakes.loopback import Exchange, Handler, LoopbackServer
 
 SECRET = "sk-ant-fake-secret"
 CACHE_READ = 2  # tokens of each prompt reported as read from the cache
@@ -34,10 +34,10 @@ def _texts(content: Any) -> list[str]:
     return out
 
 
-class FakeAnthropic(WireServer):
+class FakeAnthropic(LoopbackServer):
     prefix = "/v1"
 
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         if ex.headers.get("x-api-key") != SECRET:
             error = {"type": "authentication_error", "message": "invalid x-api-key"}
             handler.send_json(401, {"type": "error", "error": error, "request_id": "req_fake"})

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from typing import Any
 
-from tests.fakes.wire_server import WireExchange, WireHandler, WireServer
+from tests.fakes.loopback import Exchange, Handler, LoopbackServer, data_event
 
 SILENCE = 10.0  # hang and stall last at most this long, or until the fake stops
 DRIP_GAP = 0.1
@@ -46,11 +45,6 @@ FAULTS = (
 )
 
 
-def _event(data: Any) -> bytes:
-    payload = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode()
-    return b"data: " + payload + b"\n\n"
-
-
 def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
     return dict(id="chatcmpl-fault", object="chat.completion.chunk", created=1, model=model, choices=choices)
@@ -67,24 +61,16 @@ def _completion(model: str) -> bytes:
 def _stream(model: str) -> list[bytes]:
     """The events of a whole, well-formed answer."""
     return [
-        _event(_chunk(model, {"role": "assistant", "content": ""})),
-        _event(_chunk(model, {"content": "fine"})),
-        _event(_chunk(model, {}, "stop")),
-        _event(dict(_chunk(model, {}), choices=[], usage=USAGE)),
-        _event(b"[DONE]"),
+        data_event(_chunk(model, {"role": "assistant", "content": ""})),
+        data_event(_chunk(model, {"content": "fine"})),
+        data_event(_chunk(model, {}, "stop")),
+        data_event(dict(_chunk(model, {}), choices=[], usage=USAGE)),
+        data_event(b"[DONE]"),
     ]
 
 
-class FaultUpstream(WireServer):
+class FaultUpstream(LoopbackServer):
     prefix = "/v1"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stopping = threading.Event()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()  # ends every hang and stall at once
-        super().__exit__(*exc)
 
     def count(self, fault: str) -> int:
         """How many requests for this fault arrived."""
@@ -93,7 +79,7 @@ class FaultUpstream(WireServer):
                 1 for ex in self.exchanges if isinstance(ex.body, dict) and ex.body.get("model") == fault
             )
 
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         body = ex.body if isinstance(ex.body, dict) else {}
         fault, stream = str(body.get("model", "")), body.get("stream") is True
         try:
@@ -108,7 +94,7 @@ class FaultUpstream(WireServer):
         except OSError:
             handler.close_connection = True  # the gateway hung up, as it should on a timeout
 
-    def _whole(self, h: WireHandler, fault: str) -> None:
+    def _whole(self, h: Handler, fault: str) -> None:
         full = _completion(fault)
         if fault == "hang":
             self._silence(h)
@@ -134,7 +120,7 @@ class FaultUpstream(WireServer):
         else:
             self._raw(h, full, len(full))
 
-    def _stream(self, h: WireHandler, fault: str) -> None:
+    def _stream(self, h: Handler, fault: str) -> None:
         events = _stream(fault)
         if fault == "hang":
             self._silence(h)
@@ -143,7 +129,7 @@ class FaultUpstream(WireServer):
         if fault == "invalid-json":
             h.write(b"data: {not json}\n\n")
         elif fault == "error-first":
-            h.write(_event({"error": ERROR}))
+            h.write(data_event({"error": ERROR}))
         else:
             h.write(events[0] + events[1])  # the role and the first words: the client has bytes now
             rest = b"".join(events[2:])
@@ -157,14 +143,14 @@ class FaultUpstream(WireServer):
                 self._silence(h)
                 return
             elif fault == "error-event":
-                h.write(_event({"error": ERROR}) + events[4])
+                h.write(data_event({"error": ERROR}) + events[4])
             elif fault == "drip":
                 self._drip(h, rest, chunked=True)
             else:
                 h.write(rest)
         h.end_stream()
 
-    def _raw(self, h: WireHandler, data: bytes, length: int) -> None:
+    def _raw(self, h: Handler, data: bytes, length: int) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(length))
@@ -172,17 +158,17 @@ class FaultUpstream(WireServer):
         h.wfile.write(data)
         h.wfile.flush()
 
-    def _drip(self, h: WireHandler, data: bytes, chunked: bool) -> None:
+    def _drip(self, h: Handler, data: bytes, chunked: bool) -> None:
         for i in range(len(data)):
             if self.stopping.wait(DRIP_GAP):
                 return
             h.write(data[i : i + 1]) if chunked else h.wfile.write(data[i : i + 1])
 
-    def _silence(self, h: WireHandler) -> None:
+    def _silence(self, h: Handler) -> None:
         self.stopping.wait(SILENCE)
         h.close_connection = True
 
-    def _cut(self, h: WireHandler) -> None:
+    def _cut(self, h: Handler) -> None:
         h.wfile.flush()
         h.close_connection = True
         h.connection.shutdown(socket.SHUT_RDWR)

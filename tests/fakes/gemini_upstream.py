@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from tests.fakes import script
-from tests.fakes.wire_server import WireExchange, WireHandler, WireServer
+from tests.fakes.loopback import Exchange, Handler, LoopbackServer
 
 SECRET = "AIza-fake-gemini-secret"
 THOUGHTS = 3  # thinking tokens reported with every answer
@@ -36,10 +36,10 @@ def _frame(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
 
 
-class FakeGemini(WireServer):
+class FakeGemini(LoopbackServer):
     prefix = "/v1beta"
 
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         match = _PATH.match(handler.path)
         if ex.headers.get("x-goog-api-key") != SECRET:
             details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
@@ -100,7 +100,7 @@ class FakeGemini(WireServer):
             handler.write(_frame(event))
         handler.end_stream()
 
-    def _embed(self, handler: WireHandler, ex: WireExchange) -> None:
+    def _embed(self, handler: Handler, ex: Exchange) -> None:
         vectors = [
             {"values": [0.5, -0.25, float(len(r["content"]["parts"][0]["text"]))]}
             for r in ex.body["requests"]

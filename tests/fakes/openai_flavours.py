@@ -7,7 +7,7 @@
                first stream chunk with empty choices carrying prompt_filter_results
 
 tests/fakes/upstream.py hands requests for models named script*, or with tools, or on the deepseek
-and azure paths, to answer().
+and azure paths, to answer(); streams go out through the loopback handler's checked send_event.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from tests.fakes import script
+from tests.fakes.loopback import Exchange, Handler, data_event
 
 AZURE_PATH = re.compile(r"^/openai/deployments/([^/?]+)/chat/completions\?api-version=[\w.-]+$")
 CACHE_HIT = 2  # DeepSeek: prompt tokens reported as cache hits
@@ -50,9 +51,9 @@ def _usage(flavour: str, prompt: int, completion: int) -> dict[str, Any]:
     return usage
 
 
-def answer(handler: Any, ex: Any, flavour: str, deadline: float) -> None:
+def answer(handler: Handler, ex: Exchange, flavour: str) -> None:
     """Answer one chat request with the script, whole or streamed, in the flavour's manner."""
-    from tests.fakes.upstream import SECRET, _event
+    from tests.fakes.upstream import SECRET  # upstream.py imports this module
 
     body = ex.body
     if flavour == "embeddings":
@@ -61,7 +62,7 @@ def answer(handler: Any, ex: Any, flavour: str, deadline: float) -> None:
     if flavour == "azure" and (
         ex.headers.get("api-key") != SECRET or AZURE_PATH.match(handler.path).group(1) != body.get("model")
     ):
-        handler._send_json(401, {"error": {"code": "401", "message": "Access denied due to invalid key."}})
+        handler.send_json(401, {"error": {"code": "401", "message": "Access denied due to invalid key."}})
         return
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
@@ -96,62 +97,43 @@ def answer(handler: Any, ex: Any, flavour: str, deadline: float) -> None:
 
     def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
-        return _event(dict(head, object="chat.completion.chunk", choices=[choice]))
+        return data_event(dict(head, object="chat.completion.chunk", choices=[choice]))
 
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/event-stream")
-    handler.send_header("Transfer-Encoding", "chunked")
-    handler.end_headers()
+    handler.start_stream()
     if flavour == "azure":
         filters = [{"prompt_index": 0, "content_filter_results": {}}]
-        handler._write(
-            ex,
-            _event(
-                {
-                    "id": "",
-                    "created": 0,
-                    "model": "",
-                    "object": "",
-                    "choices": [],
-                    "prompt_filter_results": filters,
-                }
-            ),
-            deadline,
-        )
+        first = {"id": "", "created": 0, "model": "", "object": "", "choices": []}
+        handler.send_event(data_event(dict(first, prompt_filter_results=filters)))
     if flavour == "deepseek":
-        handler._write(ex, b": keep-alive\n\n", deadline)
-    handler._write(ex, chunk({"role": "assistant", "content": ""}), deadline)
+        handler.send_event(b": keep-alive\n\n")
+    handler.send_event(chunk({"role": "assistant", "content": ""}))
     if flavour == "deepseek":
-        handler._write(ex, chunk({"content": None, "reasoning_content": REASONING}), deadline)
+        handler.send_event(chunk({"content": None, "reasoning_content": REASONING}))
     if answer.text is not None:
         for i, word in enumerate(answer.text.split()):
-            handler._write(ex, chunk({"content": word if i == 0 else " " + word}), deadline)
+            handler.send_event(chunk({"content": word if i == 0 else " " + word}))
     else:
         first = dict(call, index=0, function=dict(call["function"], arguments=""))
-        handler._write(ex, chunk({"tool_calls": [first]}), deadline)
+        handler.send_event(chunk({"tool_calls": [first]}))
         for piece in script.ARGUMENT_PIECES:
-            handler._write(
-                ex, chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), deadline
-            )
-    handler._write(ex, chunk({}, finish), deadline)
+            handler.send_event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+    handler.send_event(chunk({}, finish))
     if (body.get("stream_options") or {}).get("include_usage"):
-        handler._write(
-            ex, _event(dict(head, object="chat.completion.chunk", choices=[], usage=usage)), deadline
-        )
-    handler._write(ex, _event(b"[DONE]"), deadline)
-    handler._end_body()
+        handler.send_event(data_event(dict(head, object="chat.completion.chunk", choices=[], usage=usage)))
+    handler.send_event(data_event(b"[DONE]"))
+    handler.end_stream()
     ex.outcome = "complete"
 
 
-def _embeddings(handler: Any, ex: Any) -> None:
+def _embeddings(handler: Handler, ex: Exchange) -> None:
     """Answer floats only: like some compatible servers, refuse encoding_format."""
     if "encoding_format" in ex.body:
-        handler._send_json(400, {"error": {"message": "encoding_format is not supported"}})
+        handler.send_json(400, {"error": {"message": "encoding_format is not supported"}})
         return
     texts = ex.body["input"] if isinstance(ex.body["input"], list) else [ex.body["input"]]
     data = [{"object": "embedding", "index": i, "embedding": [0.5, -0.25, 1.0]} for i in range(len(texts))]
     prompt = sum(len(str(t).split()) for t in texts)
     usage = {"prompt_tokens": prompt, "total_tokens": prompt}
     ex.billed = script.Billed(prompt, 0)
-    handler._send_json(200, {"object": "list", "model": ex.body["model"], "data": data, "usage": usage})
+    handler.send_json(200, {"object": "list", "model": ex.body["model"], "data": data, "usage": usage})
     ex.outcome = "complete"
