@@ -34,11 +34,35 @@ def forwarded_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def native_body(body: dict[str, Any], upstream_model: str, max_tokens: int) -> bytes:
     """Return the client's body for the upstream: model swapped, output capped, unsigned thinking gone."""
-    out = dict(body, model=upstream_model, max_tokens=max_tokens)
+    return dumps(_for_upstream(dict(body, max_tokens=max_tokens), upstream_model))
+
+
+def count_body(body: dict[str, Any], upstream_model: str) -> bytes:
+    """Return a count_tokens body for the upstream: model swapped, unsigned thinking gone.
+
+    Nothing is capped: counting generates no output.
+    """
+    return dumps(_for_upstream(dict(body), upstream_model))
+
+
+def count_answer(raw: bytes) -> bytes:
+    """Return the upstream's count_tokens answer as it came, once it is known to hold input_tokens."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        data = None
+    count = data.get("input_tokens") if isinstance(data, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise UpstreamProtocolError("The upstream sent a token count without input_tokens.")
+    return dumps(data)
+
+
+def _for_upstream(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    body["model"] = upstream_model
     messages = body.get("messages")
     if isinstance(messages, list):
-        out["messages"] = [m for m in (_signed_only(m) for m in messages) if m is not None]
-    return dumps(out)
+        body["messages"] = [m for m in (_signed_only(m) for m in messages) if m is not None]
+    return body
 
 
 def _signed_only(message: Any) -> Any:
