@@ -199,3 +199,20 @@ def test_count_tokens_answer_is_relayed_as_it_came():
 def test_count_tokens_answer_without_a_count_is_the_upstreams_fault(raw):
     with pytest.raises(UpstreamProtocolError):
         count_answer(raw)
+
+
+def test_a_stream_cut_before_message_delta_bills_the_text_relayed_not_the_placeholder():
+    reader = NativeStreamReader(golden.PUBLIC_MODEL, golden.PROVIDER)
+    start = {
+        "type": "message_start",
+        "message": {"id": "m", "usage": {"input_tokens": 20, "output_tokens": 1}},
+    }
+    reader.feed(Event(data=json.dumps(start).encode(), event="message_start"))
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 40}}
+    for _ in range(10):
+        reader.feed(Event(data=json.dumps(delta).encode(), event="content_block_delta"))
+    # message_start's output_tokens is a placeholder: 400 bytes of text relayed are ~100 tokens.
+    assert reader.usage == Usage(prompt_tokens=20, completion_tokens=100, estimated=True)
+    end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 90}}
+    reader.feed(Event(data=json.dumps(end).encode(), event="message_delta"))
+    assert reader.usage == Usage(prompt_tokens=20, completion_tokens=90)

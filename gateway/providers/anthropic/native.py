@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.anthropic.mapping import error_from, usage_from
+from gateway.providers.anthropic.mapping import cut_usage, error_from, usage_from
 from gateway.providers.base import StreamTranslator, Usage
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
@@ -115,6 +115,7 @@ class NativeStreamReader(StreamTranslator):
         self.relayed_bytes = 0
         self._counts: dict[str, Any] = {}  # Anthropic's own usage fields, as they stand so far
         self._delta_seen = False
+        self._started: Usage | None = None  # message_start's usage, until message_delta comes
         self._stopped = False
 
     def feed(self, event: Event) -> list[bytes]:
@@ -133,7 +134,7 @@ class NativeStreamReader(StreamTranslator):
         elif name == "message_stop":
             self._stopped = True
         elif name == "content_block_delta":
-            self.relayed_bytes += len(data)  # the JSON around a delta is small next to the text in it
+            self._relayed(data)
         return [_frame(name, data)]
 
     def finish(self) -> list[bytes]:
@@ -156,8 +157,10 @@ class NativeStreamReader(StreamTranslator):
         return dumps(start)
 
     def _delta(self, data: bytes) -> None:
-        self._delta_seen = True
+        self._delta_seen, self._started = True, None
         self._count(_parse(data).get("usage"))
+        if self._counts:  # the answer's own count now, even when this delta repeats none of it
+            self.usage = usage_from(self._counts)
 
     def _count(self, usage: Any) -> None:
         """Merge a usage object into the counts so far, field by field.
@@ -168,6 +171,22 @@ class NativeStreamReader(StreamTranslator):
         if isinstance(usage, dict):
             self._counts.update((name, n) for name, n in usage.items() if n is not None)
             self.usage = usage_from(self._counts)
+            if not self._delta_seen and self.usage is not None:
+                self._started = self.usage
+                self.usage = cut_usage(self._started, self.relayed_bytes)
+
+    def _relayed(self, data: bytes) -> None:
+        """Count the text of one delta, for the output's estimate if the stream ends before message_delta.
+
+        Only deltas are parsed here; their JSON frame is several times the size of a token or two of text.
+        """
+        delta = _parse(data).get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("text") or delta.get("thinking") or delta.get("partial_json")
+            if isinstance(text, str):
+                self.relayed_bytes += len(text.encode("utf-8"))
+        if self._started is not None:
+            self.usage = cut_usage(self._started, self.relayed_bytes)
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.anthropic.mapping import FINISH, error_from, usage_from
+from gateway.providers.anthropic.mapping import FINISH, cut_usage, error_from, usage_from
 from gateway.providers.base import StreamTranslator, Usage, as_object
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event, encode_comment
@@ -40,6 +40,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self._thinking: dict[int, dict[str, Any]] = {}  # block index -> thinking block so far
         self._finish: str | None = None
         self._done = False
+        self._started: Usage | None = None  # message_start's usage, until message_delta comes
 
     def feed(self, event: Event) -> list[bytes]:
         if event.comment is not None or event.data is None or self._done:
@@ -57,7 +58,9 @@ class AnthropicStreamTranslator(StreamTranslator):
             raise error_from(self.provider, data, 502)
         if kind == "message_start":
             message = as_object(data.get("message"))
-            self.usage = usage_from(message.get("usage"))
+            started = usage_from(message.get("usage"))
+            self._started = started
+            self.usage = None if started is None else cut_usage(started, self.relayed_bytes)
             return self.out.start(str(message.get("id") or ""), int(self.clock()))
         if kind == "ping":
             return [encode_comment(b": ping")]  # keeps idle timers between here and the client alive
@@ -92,7 +95,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "tool_use":
             number = self._calls[index] = len(self._calls)
             name = str(block.get("name") or "")
-            self.relayed_bytes += len(name.encode())
+            self._relayed(len(name.encode()))
             call = {"index": number, "id": block.get("id", ""), "type": "function"}
             call["function"] = {"name": name, "arguments": ""}
             return [self.out.delta({"tool_calls": [call]})]
@@ -110,7 +113,7 @@ class AnthropicStreamTranslator(StreamTranslator):
             return [self._text("content", delta["text"])]
         if kind == "input_json_delta" and index in self._calls:
             piece = str(delta.get("partial_json") or "")
-            self.relayed_bytes += len(piece.encode())
+            self._relayed(len(piece.encode()))
             call = {"index": self._calls[index], "function": {"arguments": piece}}
             return [self.out.delta({"tool_calls": [call]})] if piece else []
         if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
@@ -127,6 +130,8 @@ class AnthropicStreamTranslator(StreamTranslator):
         if delta.get("stop_reason"):
             self._finish = FINISH.get(delta["stop_reason"], "stop")
         later = usage_from(data.get("usage"))
+        if self._started is not None:
+            self.usage, self._started = self._started, None  # exact from here on
         if later is not None:
             before = self.usage or Usage()
             # Output counts are cumulative; newer API versions repeat the input counts here too.
@@ -138,8 +143,13 @@ class AnthropicStreamTranslator(StreamTranslator):
             )
 
     def _text(self, name: str, text: str) -> bytes:
-        self.relayed_bytes += len(text.encode("utf-8"))
+        self._relayed(len(text.encode("utf-8")))
         return self.out.delta({name: text})
+
+    def _relayed(self, size: int) -> None:
+        self.relayed_bytes += size
+        if self._started is not None:  # no message_delta yet: the output so far is an estimate
+            self.usage = cut_usage(self._started, self.relayed_bytes)
 
     def _end(self) -> list[bytes]:
         self._done = True
