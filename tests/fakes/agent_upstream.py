@@ -11,7 +11,8 @@ After MAX_MAIN tool-offering requests the fake refuses with a 400, so a client s
 fails fast instead of running up requests. Streams are always as the request asks; usage is
 reported in each format's own fields, and every request is recorded with what it was billed.
 
-    AgentAnthropic  POST /v1/messages (events as Anthropic sends them) and /v1/messages/count_tokens
+    AgentAnthropic  POST /v1/messages (events as Anthropic sends them) and /v1/messages/count_tokens;
+                    the model "slow" streams a word every 50 ms until the client hangs up
     AgentOpenAI     POST /v1/chat/completions (chunks and a usage chunk)
     AgentGemini     POST /v1beta/models/{m}:generateContent and :streamGenerateContent?alt=sse
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,9 @@ MAX_MAIN = 8
 PROMPT_TOKENS = 42  # what each fake reports as the prompt, whatever it was sent
 CACHE_READ = 30  # of which read from the cache (the Anthropic fake only)
 CALL_ID = "toolu_agent_1"
+SLOW_MODEL = "slow"
+TICK = 0.05
+MAX_SLOW_WORDS = 400
 GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent\?alt=sse)$")
 
 
@@ -118,6 +123,12 @@ class _Agent(WireServer):
 
 
 class AgentAnthropic(_Agent):
+    """Also SLOW_MODEL: one word every TICK seconds, max_tokens of them, until the client hangs up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung_up: list[WireExchange] = []  # slow streams whose client went away mid-answer
+
     def handle(self, handler: WireHandler, ex: WireExchange) -> None:
         body = ex.body
         if ex.headers.get("x-api-key") != SECRET or not isinstance(body, dict):
@@ -126,6 +137,9 @@ class AgentAnthropic(_Agent):
             return
         if handler.path == "/v1/messages/count_tokens":
             handler.send_json(200, {"input_tokens": PROMPT_TOKENS})
+            return
+        if body.get("model") == SLOW_MODEL:
+            self._slow(handler, ex, min(int(body.get("max_tokens") or 0), MAX_SLOW_WORDS))
             return
         messages = body.get("messages") or []
         users = [m for m in messages if m.get("role") == "user"]
@@ -189,6 +203,35 @@ class AgentAnthropic(_Agent):
         ]
         for name, data in events:
             handler.write(_sse(name, data))
+        handler.end_stream()
+
+    def _slow(self, handler: WireHandler, ex: WireExchange, words: int) -> None:
+        handler.start_stream()
+        usage = {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}
+        message = {"id": "msg_slow", "type": "message", "role": "assistant", "content": [], "usage": usage}
+        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        try:
+            handler.write(_sse("message_start", {"type": "message_start", "message": message}))
+            handler.write(_sse("content_block_start", block))
+            for i in range(words):
+                delta = {"type": "text_delta", "text": f" w{i}"}
+                handler.write(
+                    _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                )
+                handler.wfile.flush()
+                time.sleep(TICK)
+        except OSError:
+            handler.close_connection = True
+            self.hung_up.append(ex)
+            return
+        handler.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        end = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "max_tokens"},
+            "usage": {"output_tokens": words},
+        }
+        handler.write(_sse("message_delta", end))
+        handler.write(_sse("message_stop", {"type": "message_stop"}))
         handler.end_stream()
 
 
