@@ -55,9 +55,12 @@ def render(error: GatewayError) -> BaseResponse:
     if page is not None:
         return page
     request_id = getattr(g, "request_id", "")
-    body = anthropic_errors.envelope(error, request_id) if anthropic_client() else error.to_body(request_id)
+    if anthropic_client():
+        body, headers = anthropic_errors.envelope(error, request_id), anthropic_errors.headers(error)
+    else:
+        body, headers = error.to_body(request_id), error.headers
     resp = Response(json.dumps(body), status=error.status, mimetype="application/json")
-    for name, value in error.headers.items():
+    for name, value in headers.items():
         resp.headers[name] = value
     return resp
 

@@ -1,10 +1,14 @@
-"""GET /api/v1/models and /models/{id}: the configured models, with prices where the catalog has them."""
+"""GET /api/v1/models and /models/{id}: the configured models, with prices where the catalog has them.
+
+A request carrying anthropic-version (the anthropic SDKs, Claude Code's model discovery) gets
+Anthropic's shapes: {"data": [...], "has_more", "first_id", "last_id"} and {"type": "model", …}.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from gateway.blueprints.auth import authenticate
 from gateway.blueprints.services import services
@@ -34,15 +38,48 @@ def _model_object(model_id: str, target: Target) -> dict[str, Any]:
     return out
 
 
+# Anthropic's model objects carry a release date; the gateway knows none, and the SDK's docs allow
+# the epoch for "unknown".
+UNKNOWN_DATE = "1970-01-01T00:00:00Z"
+
+
+def _anthropic_model(model_id: str, target: Target) -> dict[str, Any]:
+    """Return Anthropic's model object (anthropic-sdk-python types/model_info.py)."""
+    name = model_id if model_id == target.public_id else f"{model_id} ({target.public_id})"
+    out: dict[str, Any] = {
+        "type": "model",
+        "id": model_id,
+        "display_name": name,
+        "created_at": UNKNOWN_DATE,
+        "lifecycle": "active",
+    }
+    if target.model.context_length:
+        out["max_input_tokens"] = target.model.context_length
+    if target.model.max_output_tokens:
+        out["max_tokens"] = target.model.max_output_tokens
+    return out
+
+
+def _anthropic_client() -> bool:
+    return "anthropic-version" in request.headers
+
+
 @bp.get("/models")
 def list_models() -> dict[str, Any]:
     principal = authenticate()
     catalog = services().catalog
-    data = [_model_object(t.public_id, t) for t in catalog.targets.values() if principal.may_use(t.public_id)]
-    for alias, public_id in catalog.aliases.items():
-        if principal.may_use(public_id):
-            data.append(_model_object(alias, catalog.targets[public_id]))
-    return {"object": "list", "data": data}
+    models = [(t.public_id, t) for t in catalog.targets.values() if principal.may_use(t.public_id)]
+    models += [
+        (alias, catalog.targets[public_id])
+        for alias, public_id in catalog.aliases.items()
+        if principal.may_use(public_id)
+    ]
+    if _anthropic_client():
+        # Every model on one page: has_more false ends the SDK's paging whatever limit it asked for.
+        data = [_anthropic_model(model_id, t) for model_id, t in models]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+    return {"object": "list", "data": [_model_object(model_id, t) for model_id, t in models]}
 
 
 # path, not string: openai-python ≥ 2.30 sends a '/' in an id as %2F, older ones sent it raw; the WSGI
@@ -59,4 +96,4 @@ def retrieve_model(model_id: str) -> dict[str, Any]:
         raise ModelNotFoundError(
             f"The model `{model_id[:200]}` does not exist or you do not have access to it.", param="model"
         )
-    return _model_object(model_id, target)
+    return _anthropic_model(model_id, target) if _anthropic_client() else _model_object(model_id, target)

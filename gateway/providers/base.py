@@ -15,6 +15,8 @@ from gateway.providers.events import Event
 CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
 # Native operations: a client's own format relayed as is to an upstream that speaks it.
 MESSAGES, RESPONSES = "messages", "responses"
+# Anthropic's POST /v1/messages/count_tokens: relayed natively, never billed (Anthropic does not bill it).
+COUNT_TOKENS = "count_tokens"
 MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
 _AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-goog-api-key"}
 

@@ -13,7 +13,7 @@ from gateway.providers.base import EMBEDDINGS, UpstreamRequest, Usage
 from gateway.relay import attempts, hold, pricing
 from gateway.relay.call import Call, outcome_of
 from gateway.relay.settlement import Settlement
-from gateway.relay.stream import StreamedAnswer
+from gateway.relay.stream import ClientStream, StreamedAnswer
 from gateway.routing.catalog import Channel, Target
 from gateway.routing.failover import Failover
 from gateway.store.billing import Hold
@@ -141,8 +141,10 @@ class Relay:
                     resp.status, resp.read(self.settings.max_upstream_body_bytes), resp.headers
                 )
             translator = adapter.translator(
-                target.public_id, target.model.upstream_id, call.request.client_usage
+                target.public_id, target.model.upstream_id, call.request.client_usage, operation
             )
+            if client is not None and operation != client.native_operation:
+                translator = ClientStream(translator, client.writer(target.public_id))
 
             def finished(usage: Usage, outcome: str, first_byte: float | None) -> None:
                 self.observers.streams_changed(-1)

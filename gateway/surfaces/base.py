@@ -28,9 +28,21 @@ class StreamWriter(Protocol):
 class ClientFormat(Protocol):
     """One request's own format: how it goes up natively and how a translated answer comes back."""
 
-    native_operation: str  # the adapter operation that relays this format untouched
-    native_body: dict[str, Any]  # the client's body, for an upstream that speaks the format
-    forward_headers: tuple[tuple[str, str], ...]  # client headers a native relay may pass on
+    # Read-only, so a frozen dataclass is one.
+    @property
+    def native_operation(self) -> str:
+        """The adapter operation that relays this format untouched."""
+        ...
+
+    @property
+    def native_body(self) -> dict[str, Any]:
+        """The client's body, for an upstream that speaks the format."""
+        ...
+
+    @property
+    def forward_headers(self) -> tuple[tuple[str, str], ...]:
+        """The client headers a native relay may pass on."""
+        ...
 
     def answer(self, completion: bytes, public_model: str) -> bytes:
         """Turn a canonical chat.completion body into the client's whole answer."""

@@ -8,6 +8,7 @@ in message_delta. A wrong key gets Anthropic's 401 authentication_error.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.fakes import script
@@ -43,7 +44,10 @@ class FakeAnthropic(LoopbackServer):
             handler.send_json(401, {"type": "error", "error": error, "request_id": "req_fake"})
             return
         body = ex.body
-        ok = handler.path == "/v1/messages" and ex.headers.get("anthropic-version") == "2023-06-01"
+        # A date: the gateway's default is 2023-06-01; a Messages client's own goes up as sent
+        # (anthropic-sdk-python 2.x sends 2026-10-21).
+        version = re.fullmatch(r"\d{4}-\d{2}-\d{2}", ex.headers.get("anthropic-version", ""))
+        ok = handler.path == "/v1/messages" and version is not None
         if not ok or not isinstance(body, dict) or not isinstance(body.get("max_tokens"), int):
             error = {"type": "invalid_request_error", "message": "bad request to the fake"}
             handler.send_json(400, {"type": "error", "error": error})

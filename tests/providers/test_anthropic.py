@@ -12,6 +12,8 @@ import pytest
 from gateway.config.providers import ModelConfig, ProviderConfig
 from gateway.errors import InvalidRequestError, UpstreamAuthError, UpstreamStatusError
 from gateway.providers.anthropic.adapter import AnthropicAdapter
+from gateway.providers.base import Usage
+from gateway.providers.events import Event
 from tests.providers import golden
 
 SECRET = "sk-ant-secret-123"
@@ -217,3 +219,18 @@ def test_reasoning_effort_that_cannot_be_met_is_a_400(body, param):
             {"messages": [{"role": "user", "content": "Hi"}], **body}, "chat-model", False
         )
     assert info.value.param == param
+
+
+def test_a_chat_stream_cut_before_message_delta_bills_the_text_relayed():
+    translator = adapter().translator("acme:chat-model", "chat-model", False)
+    start = {
+        "type": "message_start",
+        "message": {"id": "m", "usage": {"input_tokens": 20, "output_tokens": 1}},
+    }
+    translator.feed(Event(data=json.dumps(start).encode(), event="message_start"))
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 400}}
+    translator.feed(Event(data=json.dumps(delta).encode(), event="content_block_delta"))
+    assert translator.usage == Usage(prompt_tokens=20, completion_tokens=100, estimated=True)
+    end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 90}}
+    translator.feed(Event(data=json.dumps(end).encode(), event="message_delta"))
+    assert translator.usage == Usage(prompt_tokens=20, completion_tokens=90)

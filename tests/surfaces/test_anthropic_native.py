@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 
 from gateway.errors import UpstreamAuthError, UpstreamProtocolError
+from gateway.providers.anthropic.adapter import AnthropicAdapter
 from gateway.providers.anthropic.native import (
     UNSIGNED_PREFIX,
     NativeStreamReader,
+    count_answer,
     forwarded_headers,
     native_body,
     native_whole,
 )
-from gateway.providers.base import Usage
+from gateway.providers.base import COUNT_TOKENS, Usage
 from gateway.providers.events import Event
 from tests.surfaces import messages_golden as golden
 from tests.surfaces import messages_grammar as grammar
@@ -163,3 +166,53 @@ def test_native_whole_swaps_the_model_and_reads_cache_usage():
 def test_native_whole_refuses_what_is_not_a_message(raw):
     with pytest.raises(UpstreamProtocolError):
         native_whole(raw, golden.PUBLIC_MODEL)
+
+
+def test_count_tokens_goes_to_its_own_path_with_the_model_swapped_and_nothing_capped():
+    adapter = AnthropicAdapter(replace(golden.PROVIDER, api_key="sk-ant-provider", auth="x-api-key"))
+    body = history_with_unsigned_thinking()
+    headers = forwarded_headers(
+        {"anthropic-version": "2023-06-01", "anthropic-beta": "b1", "x-api-key": "sk-c"}
+    )
+    req = adapter.build_request(body, "claude-x-20261101", True, COUNT_TOKENS, max_output=7, headers=headers)
+    assert (req.url, req.stream) == ("https://anthropic.test/v1/messages/count_tokens", False)
+    assert json.loads(req.body) == json.loads(native_body(body, "claude-x-20261101", 1)) | {
+        "max_tokens": body["max_tokens"]
+    }
+    sent = dict(req.headers)
+    assert (sent["anthropic-version"], sent["anthropic-beta"], sent["x-api-key"]) == (
+        "2023-06-01",
+        "b1",
+        "sk-ant-provider",
+    )
+
+
+def test_count_tokens_answer_is_relayed_as_it_came():
+    adapter = AnthropicAdapter(golden.PROVIDER)
+    raw = b'{"input_tokens": 2095, "context_management": {"original_input_tokens": 2100}}'
+    completion = adapter.parse_response(raw, golden.PUBLIC_MODEL, COUNT_TOKENS)
+    assert json.loads(completion.body) == json.loads(raw)
+    assert completion.usage is None  # counting is never billed
+
+
+@pytest.mark.parametrize("raw", [b"", b"{}", b'{"input_tokens": "9"}', b'{"input_tokens": -1}', b"[1]"])
+def test_count_tokens_answer_without_a_count_is_the_upstreams_fault(raw):
+    with pytest.raises(UpstreamProtocolError):
+        count_answer(raw)
+
+
+def test_a_stream_cut_before_message_delta_bills_the_text_relayed_not_the_placeholder():
+    reader = NativeStreamReader(golden.PUBLIC_MODEL, golden.PROVIDER)
+    start = {
+        "type": "message_start",
+        "message": {"id": "m", "usage": {"input_tokens": 20, "output_tokens": 1}},
+    }
+    reader.feed(Event(data=json.dumps(start).encode(), event="message_start"))
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 40}}
+    for _ in range(10):
+        reader.feed(Event(data=json.dumps(delta).encode(), event="content_block_delta"))
+    # message_start's output_tokens is a placeholder: 400 bytes of text relayed are ~100 tokens.
+    assert reader.usage == Usage(prompt_tokens=20, completion_tokens=100, estimated=True)
+    end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 90}}
+    reader.feed(Event(data=json.dumps(end).encode(), event="message_delta"))
+    assert reader.usage == Usage(prompt_tokens=20, completion_tokens=90)

@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from gateway.errors import InsufficientQuotaError, UpstreamStatusError
-from gateway.surfaces.anthropic_messages.errors import envelope, error_type
+from gateway.surfaces.anthropic_messages.errors import envelope, error_type, headers
 from tests.surfaces import messages_golden as golden
 from tests.surfaces import messages_sdk as sdk
 
@@ -37,7 +37,7 @@ def exception_of(case: str):
 @pytest.mark.parametrize("case", CASES)
 def test_envelope_matches_golden_file(case):
     exc = exception_of(case)
-    got = {"status": exc.status, "body": envelope(exc, REQUEST_ID)}
+    got = {"status": exc.status, "headers": headers(exc), "body": envelope(exc, REQUEST_ID)}
     golden.check(golden.path(case, ".envelope.json"), golden.as_json(got))
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import InvalidRequestError
-from gateway.surfaces.anthropic_messages.request import DROPPED, MAPPED, to_canonical
+from gateway.surfaces.anthropic_messages.request import DROPPED, MAPPED, REFUSED, to_canonical, unknown_fields
 from tests.surfaces import messages_golden as golden
 
 
@@ -59,8 +59,16 @@ def test_thinking_budget_maps_to_the_inverse_of_the_anthropic_adapter(budget, ef
 
 
 def test_every_dropped_field_is_documented_and_not_also_mapped():
-    assert all(isinstance(reason, str) and reason for reason in DROPPED.values())
+    assert all(isinstance(reason, str) and reason for reason in {**DROPPED, **REFUSED}.values())
     assert not set(DROPPED) & set(MAPPED)
+    assert not set(REFUSED) & (set(DROPPED) | set(MAPPED))
+
+
+def test_unknown_fields_are_named_for_the_caller_and_known_ones_are_not():
+    body = golden.load(golden.path("future_fields_dropped", ".request.json"))
+    assert unknown_fields(body) == ["fallback_model", "output_config.verbosity"]
+    claude_code = golden.load(golden.path("claude_code", ".request.json"))
+    assert unknown_fields(claude_code) == []
 
 
 # A JSON value of any shape, for the fuzzing below.

@@ -17,13 +17,24 @@ from gateway.providers.anthropic.mapping import error_from
 from gateway.providers.anthropic.request import build_body
 from gateway.providers.anthropic.response import parse_message
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator
-from gateway.providers.base import CHAT, MESSAGES, Adapter, Completion, StreamTranslator, UpstreamRequest
+from gateway.providers.base import (
+    CHAT,
+    COUNT_TOKENS,
+    MESSAGES,
+    Adapter,
+    Completion,
+    StreamTranslator,
+    UpstreamRequest,
+)
 
 
 class AnthropicAdapter(Adapter):
-    """Translates chat completions to POST /v1/messages and the answers back."""
+    """Translates chat completions to POST /v1/messages and the answers back.
 
-    operations = frozenset({CHAT, MESSAGES})
+    Messages clients are relayed natively (MESSAGES, and COUNT_TOKENS for /v1/messages/count_tokens).
+    """
+
+    operations = frozenset({CHAT, MESSAGES, COUNT_TOKENS})
 
     def build_request(
         self,
@@ -36,13 +47,16 @@ class AnthropicAdapter(Adapter):
         headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
         url = self.provider.base_url + "/messages"
-        if operation == MESSAGES:
+        if operation in (MESSAGES, COUNT_TOKENS):
             # The client's anthropic-version and anthropic-beta go up; the provider's version is the
             # default for a client that sent none.
             sent = dict(native.forwarded_headers(dict(headers)))
             sent.setdefault("anthropic-version", self.provider.api_version)
+            up = [*sent.items(), *self.auth_headers()]
+            if operation == COUNT_TOKENS:
+                return self.request(url + "/count_tokens", native.count_body(body, upstream_model), False, up)
             raw = native.native_body(body, upstream_model, max_output or body.get("max_tokens") or 1)
-            return self.request(url, raw, stream, [*sent.items(), *self.auth_headers()])
+            return self.request(url, raw, stream, up)
         out = build_body(body, self.provider, upstream_model, stream, max_output)
         auth = [("anthropic-version", self.provider.api_version), *self.auth_headers()]
         return self.request(url, chunks.dumps(out), stream, auth)
@@ -51,6 +65,8 @@ class AnthropicAdapter(Adapter):
         if operation == MESSAGES:
             body, usage = native.native_whole(raw, public_model)
             return Completion(body=body, usage=usage)
+        if operation == COUNT_TOKENS:
+            return Completion(body=native.count_answer(raw), usage=None)
         return parse_message(raw, public_model, self.provider, self.clock, self.new_id)
 
     def parse_error(self, status: int, raw: bytes, headers: dict[str, str]) -> UpstreamError:

@@ -5,6 +5,7 @@ The facts used here are in docs/wire-formats.md#anthropic-messages-upstream.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gateway.config.providers import ProviderConfig
@@ -52,6 +53,21 @@ def usage_from(raw: Any) -> Usage | None:
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
+
+
+# The relay's estimate when usage never came (relay/pricing.estimate_tokens): 4 bytes of text a token.
+BYTES_PER_TOKEN = 4
+
+
+def cut_usage(started: Usage, relayed_bytes: int) -> Usage:
+    """Return the usage of a stream that has not reached message_delta (yet): cut, or still going.
+
+    message_start's input counts are exact, but its output_tokens is a placeholder (1), so the
+    output is estimated from the text relayed so far, and the usage is marked estimated. Without
+    this, a client that hangs up mid-answer would be billed one output token for all it received.
+    """
+    relayed = -(-relayed_bytes // BYTES_PER_TOKEN)
+    return replace(started, completion_tokens=max(started.completion_tokens, relayed), estimated=True)
 
 
 def error_from(provider: ProviderConfig, data: Any, status: int) -> UpstreamError:

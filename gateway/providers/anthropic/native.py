@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.anthropic.mapping import error_from, usage_from
+from gateway.providers.anthropic.mapping import cut_usage, error_from, usage_from
 from gateway.providers.base import StreamTranslator, Usage
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
@@ -34,11 +34,35 @@ def forwarded_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def native_body(body: dict[str, Any], upstream_model: str, max_tokens: int) -> bytes:
     """Return the client's body for the upstream: model swapped, output capped, unsigned thinking gone."""
-    out = dict(body, model=upstream_model, max_tokens=max_tokens)
+    return dumps(_for_upstream(dict(body, max_tokens=max_tokens), upstream_model))
+
+
+def count_body(body: dict[str, Any], upstream_model: str) -> bytes:
+    """Return a count_tokens body for the upstream: model swapped, unsigned thinking gone.
+
+    Nothing is capped: counting generates no output.
+    """
+    return dumps(_for_upstream(dict(body), upstream_model))
+
+
+def count_answer(raw: bytes) -> bytes:
+    """Return the upstream's count_tokens answer as it came, once it is known to hold input_tokens."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        data = None
+    count = data.get("input_tokens") if isinstance(data, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise UpstreamProtocolError("The upstream sent a token count without input_tokens.")
+    return dumps(data)
+
+
+def _for_upstream(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    body["model"] = upstream_model
     messages = body.get("messages")
     if isinstance(messages, list):
-        out["messages"] = [m for m in (_signed_only(m) for m in messages) if m is not None]
-    return dumps(out)
+        body["messages"] = [m for m in (_signed_only(m) for m in messages) if m is not None]
+    return body
 
 
 def _signed_only(message: Any) -> Any:
@@ -91,6 +115,7 @@ class NativeStreamReader(StreamTranslator):
         self.relayed_bytes = 0
         self._counts: dict[str, Any] = {}  # Anthropic's own usage fields, as they stand so far
         self._delta_seen = False
+        self._started: Usage | None = None  # message_start's usage, until message_delta comes
         self._stopped = False
 
     def feed(self, event: Event) -> list[bytes]:
@@ -109,7 +134,7 @@ class NativeStreamReader(StreamTranslator):
         elif name == "message_stop":
             self._stopped = True
         elif name == "content_block_delta":
-            self.relayed_bytes += len(data)  # the JSON around a delta is small next to the text in it
+            self._relayed(data)
         return [_frame(name, data)]
 
     def finish(self) -> list[bytes]:
@@ -132,8 +157,10 @@ class NativeStreamReader(StreamTranslator):
         return dumps(start)
 
     def _delta(self, data: bytes) -> None:
-        self._delta_seen = True
+        self._delta_seen, self._started = True, None
         self._count(_parse(data).get("usage"))
+        if self._counts:  # the answer's own count now, even when this delta repeats none of it
+            self.usage = usage_from(self._counts)
 
     def _count(self, usage: Any) -> None:
         """Merge a usage object into the counts so far, field by field.
@@ -144,6 +171,22 @@ class NativeStreamReader(StreamTranslator):
         if isinstance(usage, dict):
             self._counts.update((name, n) for name, n in usage.items() if n is not None)
             self.usage = usage_from(self._counts)
+            if not self._delta_seen and self.usage is not None:
+                self._started = self.usage
+                self.usage = cut_usage(self._started, self.relayed_bytes)
+
+    def _relayed(self, data: bytes) -> None:
+        """Count the text of one delta, for the output's estimate if the stream ends before message_delta.
+
+        Only deltas are parsed here; their JSON frame is several times the size of a token or two of text.
+        """
+        delta = _parse(data).get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("text") or delta.get("thinking") or delta.get("partial_json")
+            if isinstance(text, str):
+                self.relayed_bytes += len(text.encode("utf-8"))
+        if self._started is not None:
+            self.usage = cut_usage(self._started, self.relayed_bytes)
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.anthropic.mapping import FINISH, error_from, usage_from
+from gateway.providers.anthropic.mapping import FINISH, cut_usage, error_from, usage_from
 from gateway.providers.base import StreamTranslator, Usage, as_object
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event, encode_comment
@@ -41,6 +41,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self._finish: str | None = None
         self._done = False
         self._counts: dict[str, Any] = {}  # Anthropic's own usage fields, as they stand so far
+        self._delta_seen = False  # until message_delta, message_start's output count is a placeholder
 
     def feed(self, event: Event) -> list[bytes]:
         if event.comment is not None or event.data is None or self._done:
@@ -93,7 +94,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "tool_use":
             number = self._calls[index] = len(self._calls)
             name = str(block.get("name") or "")
-            self.relayed_bytes += len(name.encode())
+            self._relayed(len(name.encode()))
             call = {"index": number, "id": block.get("id", ""), "type": "function"}
             call["function"] = {"name": name, "arguments": ""}
             return [self.out.delta({"tool_calls": [call]})]
@@ -111,7 +112,7 @@ class AnthropicStreamTranslator(StreamTranslator):
             return [self._text("content", delta["text"])]
         if kind == "input_json_delta" and index in self._calls:
             piece = str(delta.get("partial_json") or "")
-            self.relayed_bytes += len(piece.encode())
+            self._relayed(len(piece.encode()))
             call = {"index": self._calls[index], "function": {"arguments": piece}}
             return [self.out.delta({"tool_calls": [call]})] if piece else []
         if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
@@ -127,6 +128,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         delta = as_object(data.get("delta"))
         if delta.get("stop_reason"):
             self._finish = FINISH.get(delta["stop_reason"], "stop")
+        self._delta_seen = True
         self._count(data.get("usage"))
 
     def _count(self, usage: Any) -> None:
@@ -134,14 +136,21 @@ class AnthropicStreamTranslator(StreamTranslator):
 
         Counts are cumulative, so a later one replaces an earlier one; a field message_delta leaves
         out (the cache counts, often, when it repeats input_tokens) keeps its message_start value.
+        Before message_delta the output is estimated from the text relayed (cut_usage).
         """
         if isinstance(usage, dict):
             self._counts.update((name, n) for name, n in usage.items() if n is not None)
-            self.usage = usage_from(self._counts)
+        exact = usage_from(self._counts) if self._counts else None
+        self.usage = exact if exact is None or self._delta_seen else cut_usage(exact, self.relayed_bytes)
 
     def _text(self, name: str, text: str) -> bytes:
-        self.relayed_bytes += len(text.encode("utf-8"))
+        self._relayed(len(text.encode("utf-8")))
         return self.out.delta({name: text})
+
+    def _relayed(self, size: int) -> None:
+        self.relayed_bytes += size
+        if not self._delta_seen and self._counts:  # no message_delta yet: the output is an estimate
+            self._count(None)
 
     def _end(self) -> list[bytes]:
         self._done = True

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import GatewayError, InsufficientQuotaError
+from gateway.errors import (
+    GatewayError,
+    InsufficientQuotaError,
+    RateLimitError,
+    UpstreamAuthError,
+    UpstreamError,
+)
 
 BY_STATUS = {
     400: "invalid_request_error",
@@ -48,3 +54,30 @@ def envelope(exc: GatewayError, request_id: str) -> dict[str, Any]:
         "error": {"type": error_type(exc.status, exc), "message": exc.message},
         "request_id": request_id,
     }
+
+
+def should_retry(exc: GatewayError) -> bool:
+    """Tell whether the same request may succeed if sent again soon, for the x-should-retry header.
+
+    The anthropic SDKs retry 408, 409, 429 and 5xx by status unless x-should-retry says otherwise,
+    and Claude Code retries ten times over three minutes: a refusal that no retry can change (a bad
+    key, an unknown model, an empty balance, a bug of ours, the provider refusing the gateway's own
+    credentials) must say false. Rate limits, timeouts and the upstream's own failures may pass.
+    """
+    if exc.headers.get("x-should-retry") == "false":
+        return False
+    if isinstance(exc, RateLimitError):
+        return True  # its retry-after says when
+    if isinstance(exc, UpstreamAuthError):
+        return False  # the operator must fix the provider's key first
+    if isinstance(exc, UpstreamError):
+        return exc.status >= 500 or exc.status in (408, 429)
+    return exc.status == 503  # the gateway's database or every channel is down for now
+
+
+def headers(exc: GatewayError) -> dict[str, str]:
+    """Return the error's headers for a Messages client: its own, and x-should-retry when final."""
+    out = dict(exc.headers)
+    if not should_retry(exc):
+        out["x-should-retry"] = "false"
+    return out

@@ -1,8 +1,11 @@
 """Anthropic Messages requests in the canonical form (OpenAI chat completions), for translated upstreams.
 
 Each top-level field is mapped, dropped (DROPPED says why the answer stays the same without it) or
-refused with a 400 naming it: an unknown field is refused, as Anthropic itself does, because its
-silent loss could change the answer. Content blocks are mapped in content.py.
+refused with a 400 naming it (REFUSED says what would be lost). A field in none of them is dropped
+too, and named by unknown_fields() for the caller to report: Anthropic adds request fields with
+each beta, and Claude Code sends them as soon as it knows them, so refusing every new one would
+break each new Claude Code release on every translated upstream. A new field that turns out to
+change the answer joins REFUSED. Content blocks are mapped, or refused, in content.py.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ DROPPED = {
     "speed": "Anthropic's fast mode",
     "user_profile_id": "an Anthropic account concept",
     "workspace_id": "an Anthropic account concept",
+}
+REFUSED = {
+    "mcp_servers": "tools on remote MCP servers, which Anthropic calls for the model: without them the "
+    "model would answer without its tools",
 }
 MAPPED = (
     "model",
@@ -45,6 +52,7 @@ BUDGETS = ((4096, "high"), (2048, "medium"), (0, "low"))
 MIN_BUDGET = 1024  # Anthropic's own floor for budget_tokens
 # output_config.effort -> reasoning_effort; the gateway's efforts stop at high.
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+OUTPUT_CONFIG = ("effort", "format")  # output_config's mapped keys; others are dropped as unknown
 THINKING_TYPES = ("enabled", "adaptive", "between_tools", "disabled")
 
 
@@ -53,7 +61,7 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise refuse("the request body must be a JSON object.", "body")
     for name in body:
-        if name not in MAPPED and name not in DROPPED:
+        if name in REFUSED:
             raise refuse("is not supported when the model is not served by Anthropic.", name)
     max_tokens = field(body, "max_tokens", int, "")
     if max_tokens < 1:
@@ -83,6 +91,15 @@ def to_canonical(body: dict[str, Any]) -> dict[str, Any]:
         # Usage must reach message_delta, so it is asked for whatever the client wanted.
         out.update(stream=True, stream_options={"include_usage": True})
     return out
+
+
+def unknown_fields(body: dict[str, Any]) -> list[str]:
+    """Return the fields to_canonical drops without knowing them (output_config's too, dotted)."""
+    names = [n for n in body if n not in MAPPED and n not in DROPPED and n not in REFUSED]
+    config = body.get("output_config")
+    if isinstance(config, dict):
+        names += [f"output_config.{n}" for n in config if n not in OUTPUT_CONFIG]
+    return names
 
 
 def _sampling(body: dict[str, Any]) -> dict[str, Any]:
@@ -182,18 +199,14 @@ def _effort(thinking: Any, output_config: Any) -> str | None:
 
 
 def _format(output_config: Any) -> dict[str, Any] | None:
-    """Return the response_format for output_config.format (structured outputs), checking the rest."""
+    """Return the response_format for output_config.format (structured outputs), checking effort."""
     if output_config is None:
         return None
     if not isinstance(output_config, dict):
         raise refuse("must be an object.", "output_config")
-    for name, value in output_config.items():
-        if name not in ("effort", "format"):
-            raise refuse(
-                "is not supported when the model is not served by Anthropic.", f"output_config.{name}"
-            )
-        if name == "effort" and value is not None and value not in EFFORTS:
-            raise refuse(f"must be one of {', '.join(EFFORTS)}.", "output_config.effort")
+    effort = output_config.get("effort")
+    if effort is not None and effort not in EFFORTS:
+        raise refuse(f"must be one of {', '.join(EFFORTS)}.", "output_config.effort")
     fmt = output_config.get("format")
     if fmt is None:
         return None
