@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes.script import Billed
-from tests.fakes.wire_server import WireExchange, WireHandler, WireServer
+from tests.fakes.loopback import Exchange, Handler, LoopbackServer
 
 SECRET = "sk-fake-agent-upstream"
 SECRET_WORD = re.compile(r"secret word is:?\s*([A-Za-z0-9_-]+)")
@@ -86,7 +86,7 @@ def _sse(name: str | None, data: dict[str, Any]) -> bytes:
     return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-class _Agent(WireServer):
+class _Agent(LoopbackServer):
     """The shared script bookkeeping: a loop guard and the billed usage of each exchange."""
 
     prefix = "/v1"
@@ -96,18 +96,18 @@ class _Agent(WireServer):
         self.main_requests = 0
         self._count_lock = threading.Lock()
 
-    def messages_calls(self) -> list[WireExchange]:
+    def messages_calls(self) -> list[Exchange]:
         """Return the generation requests (not count_tokens) received so far."""
         return [ex for ex in self.exchanges if "count_tokens" not in ex.path]
 
     @staticmethod
-    def streamed(ex: WireExchange) -> bool:
+    def streamed(ex: Exchange) -> bool:
         """Tell whether a request asked for a stream: in its body, or (Gemini) in its method."""
         return (
             "streamGenerateContent" in ex.path or isinstance(ex.body, dict) and ex.body.get("stream") is True
         )
 
-    def _guard(self, handler: WireHandler, offers_tools: bool) -> bool:
+    def _guard(self, handler: Handler, offers_tools: bool) -> bool:
         if not offers_tools:
             return True
         with self._count_lock:
@@ -127,9 +127,9 @@ class AgentAnthropic(_Agent):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hung_up: list[WireExchange] = []  # slow streams whose client went away mid-answer
+        self.hung_up: list[Exchange] = []  # slow streams whose client went away mid-answer
 
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         body = ex.body
         if ex.headers.get("x-api-key") != SECRET or not isinstance(body, dict):
             error = {"type": "authentication_error", "message": "invalid x-api-key"}
@@ -205,7 +205,7 @@ class AgentAnthropic(_Agent):
             handler.write(_sse(name, data))
         handler.end_stream()
 
-    def _slow(self, handler: WireHandler, ex: WireExchange, words: int) -> None:
+    def _slow(self, handler: Handler, ex: Exchange, words: int) -> None:
         handler.start_stream()
         usage = {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}
         message = {"id": "msg_slow", "type": "message", "role": "assistant", "content": [], "usage": usage}
@@ -236,7 +236,7 @@ class AgentAnthropic(_Agent):
 
 
 class AgentOpenAI(_Agent):
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         body = ex.body
         if ex.headers.get("authorization") != f"Bearer {SECRET}" or not isinstance(body, dict):
             handler.send_json(401, {"error": {"message": "bad key", "type": "invalid_request_error"}})
@@ -285,7 +285,7 @@ class AgentOpenAI(_Agent):
 class AgentGemini(_Agent):
     prefix = "/v1beta"
 
-    def handle(self, handler: WireHandler, ex: WireExchange) -> None:
+    def handle(self, handler: Handler, ex: Exchange) -> None:
         body = ex.body
         match = GEMINI_PATH.match(handler.path)
         if ex.headers.get("x-goog-api-key") != SECRET or not isinstance(body, dict) or match is None:
