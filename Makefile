@@ -27,7 +27,7 @@ test: $(STAMP)
 
 ## Run all but the live tests (gunicorn, nginx, the browser) on every core, SQLite and PostgreSQL alike.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not live" -n auto $(PYTEST_ARGS)
+	GATEWAY_TEST_EXAMPLES=0.1 $(BIN)/python -m pytest -m "not live" -n auto $(PYTEST_ARGS)
 
 ## Lint and type-check: ruff on everything, mypy on gateway/ (settings in pyproject.toml).
 lint: $(STAMP)

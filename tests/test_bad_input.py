@@ -26,10 +26,11 @@ from gateway.blueprints.body import MAX_JSON_DEPTH
 from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
 from gateway.surfaces.openai_chat import MAX_CHOICES, MAX_COUNT
 from tests.support.app import chat, make_account, services
+from tests.support.examples import examples
 
 LIMIT = 256 * 1024  # max_body_bytes of the apps here: big strings can cross it cheaply
 HANG_BOUND_S = 5.0  # one in-process request on this 2-core machine takes milliseconds
-EXAMPLES = {"sqlite": 10_000, "postgresql": 2_500}
+EXAMPLES = {"sqlite": examples(10_000), "postgresql": examples(2_500)}
 PROVIDERS = {
     "up": {
         "type": "openai",

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.script import Billed
 from tests.fakes.loopback import Exchange, Handler, LoopbackServer
+from tests.fakes.script import Billed
 
 SECRET = "sk-fake-agent-upstream"
 SECRET_WORD = re.compile(r"secret word is:?\s*([A-Za-z0-9_-]+)")

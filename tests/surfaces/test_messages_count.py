@@ -15,6 +15,7 @@ from gateway.surfaces.anthropic_messages.count import (
     TOOLS_PROMPT,
     estimate_input_tokens,
 )
+from tests.support.examples import examples
 from tests.surfaces import messages_golden as golden
 
 
@@ -60,7 +61,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(JSON)
 def test_any_body_gets_a_positive_estimate(data):
     assert estimate_input_tokens(data) >= 1

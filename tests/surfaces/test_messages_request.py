@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidRequestError
 from gateway.surfaces.anthropic_messages.request import DROPPED, MAPPED, REFUSED, to_canonical, unknown_fields
+from tests.support.examples import examples
 from tests.surfaces import messages_golden as golden
 
 
@@ -100,7 +101,7 @@ BODY = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(BODY)
 def test_any_request_is_canonical_or_a_400_never_an_exception(body):
     try:
@@ -112,7 +113,7 @@ def test_any_request_is_canonical_or_a_400_never_an_exception(body):
     assert canonical["messages"] and canonical["max_completion_tokens"] >= 1
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(JSON)
 def test_any_json_body_is_canonical_or_a_400(body):
     try:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from gateway.errors import GatewayError, UpstreamProtocolError, UpstreamTimeoutError
 from gateway.providers.events import DONE, KEEP_ALIVE, encode_data
 from gateway.surfaces.anthropic_messages.stream import MessagesStreamWriter
+from tests.support.examples import examples
 from tests.surfaces import messages_golden as golden
 from tests.surfaces import messages_grammar as grammar
 from tests.surfaces import messages_sdk as sdk
@@ -126,7 +127,7 @@ USAGE = st.none() | st.dictionaries(COUNTS, st.integers(-1, 9))
 CHUNK = st.fixed_dictionaries({"choices": st.lists(CHOICE, max_size=2)}, optional={"usage": USAGE})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(CHUNK, max_size=8), st.booleans())
 def test_any_chunk_sequence_gives_a_valid_stream_or_a_gateway_error(chunks, done):
     writer = MessagesStreamWriter(golden.PUBLIC_MODEL, golden.MESSAGE_ID)

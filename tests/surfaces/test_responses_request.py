@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import InvalidRequestError
 from gateway.surfaces.responses.request import to_canonical
+from tests.support.examples import examples
 from tests.surfaces import responses_golden as golden
 
 
@@ -137,19 +138,19 @@ ITEM = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(FIELDS, JSON, max_size=6))
 def test_random_top_level_fields_are_translated_or_refused(body):
     _translated_or_refused(body)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(ITEM, max_size=5), st.lists(ITEM, max_size=3))
 def test_random_items_are_translated_or_refused(items, history):
     _translated_or_refused({"model": "m", "input": items}, history)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.sampled_from(golden.cases(".request.json")), st.data())
 def test_fixtures_with_one_field_replaced_are_translated_or_refused(case, data):
     body = copy.deepcopy(golden.load(case, ".request.json"))
