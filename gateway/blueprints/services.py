@@ -13,7 +13,7 @@ from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics, MetricsObserver
 from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
-from gateway.store.database import Database
+from gateway.store.database import Database, Timeouts
 from gateway.store.key_cache import KeyCache
 from gateway.upstream.transport import Upstream
 
@@ -33,7 +33,11 @@ class Services:
 
 def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     """Build the store, the catalog, the relay and its observers from the settings."""
-    db = Database(settings.database_url, settings.db_pool_size)
+    db = Database(
+        settings.database_url,
+        settings.db_pool_size,
+        timeouts=Timeouts(lock=settings.db_lock_timeout, statement=settings.db_statement_timeout),
+    )
     catalog = Catalog(settings)
     for model in catalog.unpriced():
         log.warning("model %s has no price: it is served at zero cost", model)
