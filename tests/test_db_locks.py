@@ -97,7 +97,7 @@ def test_a_locked_store_is_a_503_in_anthropics_envelope(locked_app, db_url):
     assert resp.status_code == 503, resp.get_data(as_text=True)
     body = resp.get_json()
     assert body["type"] == "error"
-    assert body["error"]["type"] in ("overloaded_error", "api_error")
+    assert body["error"]["type"] == "overloaded_error"
     assert _state(locked_app, account.user_id) == before
 
 
