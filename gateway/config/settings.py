@@ -38,6 +38,7 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # else: these networks may scrape
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
+    response_retention_days: int = 30  # stored Responses API responses; 0 stores none
 
 
 def normalise_database_url(url: str) -> str:
@@ -87,6 +88,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_METRICS_ALLOW": ("metrics_allow", networks),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "GATEWAY_RESPONSE_RETENTION_DAYS": ("response_retention_days", int),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -96,6 +98,7 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
+    "response_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
 
@@ -157,4 +160,6 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     for name in ("max_body_bytes", "default_max_tokens", "db_pool_size", "max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be a positive integer")
+    if settings.response_retention_days < 0:
+        raise ConfigError("response_retention_days must be 0 or more")
     return settings

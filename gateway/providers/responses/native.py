@@ -111,6 +111,11 @@ class NativeStreamReader(StreamTranslator):
             return [_frame(event.event, event.data)]  # relayed as it came, without re-encoding
         return [_frame(event.event, dumps(data))]
 
+    @property
+    def ended(self) -> bool:
+        """Whether a terminal event has been relayed (or our own failure written)."""
+        return self._ended
+
     def finish(self) -> list[bytes]:
         if not self._ended:
             raise UpstreamProtocolError(
