@@ -369,3 +369,45 @@ def test_bad_requests_are_openai_400s_and_bill_nothing(app, client, account):
     resp = client.post("/api/v1/responses", json=bad_tool, headers=account.headers)
     assert resp.status_code == 400
     assert rows(app) == []
+
+
+def test_input_tokens_are_estimated_on_a_chat_upstream_and_relayed_on_a_native_one(
+    app, client, account, upstream
+):
+    body = {"model": "up:m", "input": "Hello there, how are you?"}
+    resp = client.post("/api/v1/responses/input_tokens", json=body, headers=account.headers)
+    assert resp.status_code == 200 and resp.headers["X-Gateway-Estimated"] == "true"
+    estimate = resp.get_json()
+    assert estimate["object"] == "response.input_tokens" and estimate["input_tokens"] > 5
+    counted = {"object": "response.input_tokens", "input_tokens": 12}
+    upstream.add(
+        responses.POST,
+        "http://native.test/v1/responses/input_tokens",
+        json=counted,
+        match=[matchers.json_params_matcher({"model": "gpt-x", "input": "Hi"}, strict_match=True)],
+    )
+    resp = client.post(
+        "/api/v1/responses/input_tokens", json={"model": "oa:g", "input": "Hi"}, headers=account.headers
+    )
+    assert resp.get_json() == counted and "X-Gateway-Estimated" not in resp.headers
+    assert rows(app) == []  # counting is never billed
+
+
+def test_compact_is_relayed_natively_and_billed_once_and_refused_elsewhere(app, client, account, upstream):
+    compacted = {
+        "id": "cmp_1",
+        "object": "response.compaction",
+        "created_at": 1,
+        "output": [{"type": "compaction", "encrypted_content": "xyz"}],
+        "usage": {"input_tokens": 30, "output_tokens": 4, "total_tokens": 34},
+    }
+    upstream.add(responses.POST, "http://native.test/v1/responses/compact", json=compacted)
+    body = {"model": "oa:g", "input": [{"role": "user", "content": "long talk"}], "instructions": "x"}
+    resp = client.post("/api/v1/responses/compact", json=body, headers=account.headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json() == compacted
+    assert "max_output_tokens" not in json.loads(upstream.calls[0].request.body)
+    (row,) = rows(app)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["cost_micros"]) == (30, 4, 38)
+    refused = client.post("/api/v1/responses/compact", json=dict(body, model="up:m"), headers=account.headers)
+    assert_envelope(refused, 400, "unsupported_operation", "model")

@@ -17,15 +17,18 @@ from flask import Blueprint, Response, g, request
 
 from gateway.blueprints.auth import authenticate
 from gateway.blueprints.body import read_json_body
+from gateway.blueprints.messages import ESTIMATED_HEADER
 from gateway.blueprints.serve import relay, respond, route
 from gateway.blueprints.services import services
 from gateway.errors import InvalidRequestError, NotFoundError
-from gateway.providers.base import CHAT, RESPONSES
+from gateway.providers.base import CHAT, COMPACT, INPUT_TOKENS, RESPONSES
 from gateway.relay.call import Call
+from gateway.relay.count import Count, count_tokens
 from gateway.routing.catalog import Target
 from gateway.store.principals import Principal
 from gateway.store.responses import StoredResponse
 from gateway.surfaces.responses import format as responses_format
+from gateway.surfaces.responses.count import input_tokens_object
 from gateway.surfaces.responses.items import normalise_input
 from gateway.surfaces.responses.response import input_items
 
@@ -42,10 +45,8 @@ def create_response() -> Response:
     model = _model(body)
     previous = _previous(principal, body)
     response_id, created_at = f"resp_{uuid.uuid4().hex}", int(svc.clock.now().timestamp())
-    history = previous.history() if previous is not None else []
     target = route(principal, model, CHAT)
-    pinned = _pinned(target, previous)
-    native_body = body if pinned is not None or previous is None else _inline(body, history)
+    history, pinned, native_body = _continuation(body, target, previous)
     kept_input = history + input_items(body, response_id)
     calls: list[Call] = []
 
@@ -75,6 +76,58 @@ def create_response() -> Response:
         if call.answered.adapter.supports(RESPONSES):
             client.native_answer(json.loads(answer))
     return respond(call, answer)
+
+
+@bp.post("/api/v1/responses/input_tokens")
+def count_input_tokens() -> Response:
+    """Count a Responses body's input tokens: the upstream's count where it has one, else an estimate."""
+    svc = services()
+    principal = authenticate()
+    _, body = read_json_body()
+    previous = _previous(principal, body)
+    model = body.get("model")
+    if model is None:  # OpenAI makes the model optional here; there is no upstream to ask
+        history = previous.history() if previous is not None else []
+        count = Count(json.dumps(input_tokens_object(body, history)).encode(), estimated=True)
+    else:
+        target = route(principal, _model(body), CHAT)
+        history, pinned, native_body = _continuation(body, target, previous)
+        count = count_tokens(
+            svc.relay.upstream,
+            svc.relay.failover,
+            pinned or target,
+            native_body,
+            (),
+            g.request_id,
+            INPUT_TOKENS,
+            lambda _: input_tokens_object(body, history),
+        )
+    resp = Response(count.body, mimetype="application/json")
+    if count.estimated:
+        resp.headers[ESTIMATED_HEADER] = "true"
+    return resp
+
+
+@bp.post("/api/v1/responses/compact")
+def compact_response() -> Response:
+    """Relay a compaction to an upstream that compacts natively; billed like any answer."""
+    svc = services()
+    started = svc.clock.monotonic()
+    principal = authenticate()
+    raw, body = read_json_body()
+    model = _model(body)
+    previous = _previous(principal, body)
+    target = route(principal, model, CHAT)
+    if not target.adapter.supports(COMPACT):
+        raise InvalidRequestError(
+            f"The model `{target.public_id}` does not offer remote compaction.",
+            param="model",
+            code="unsupported_operation",
+        )
+    history, pinned, native_body = _continuation(body, target, previous)
+    parsed = responses_format.parse_compact(body, history, native_body)
+    call = Call(g.request_id, principal, pinned or target, parsed, len(raw), started)
+    return respond(call, relay(call))
 
 
 @bp.get("/api/v1/responses/<response_id>")
@@ -126,6 +179,17 @@ def _model(body: dict[str, Any]) -> str:
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("'model' is required and must be a string.", param="model")
     return model
+
+
+def _continuation(
+    body: dict[str, Any], target: Target, previous: StoredResponse | None
+) -> tuple[list[dict[str, Any]], Target | None, dict[str, Any]]:
+    """Return the history before the request, the target pinned to a native channel, the native body."""
+    if previous is None:
+        return [], None, body
+    history = previous.history()
+    pinned = _pinned(target, previous)
+    return history, pinned, body if pinned is not None else _inline(body, history)
 
 
 def _previous(principal: Principal, body: dict[str, Any]) -> StoredResponse | None:

@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.providers.base import CHAT, RESPONSES, StreamTranslator
+from gateway.errors import GatewayError, InvalidRequestError, UpstreamProtocolError
+from gateway.providers.base import CHAT, COMPACT, RESPONSES, StreamTranslator
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event
 from gateway.providers.responses.native import NativeStreamReader
@@ -136,3 +136,38 @@ def parse(
     canonical = request.to_canonical(body, history)
     client = ResponsesFormat(body, native_body, response_id, created_at, keep)
     return openai_chat.parse(CHAT, canonical, client=client)
+
+
+class CompactFormat:
+    """A /responses/compact request: relayed only to an upstream that compacts itself, never streamed."""
+
+    native_operation = COMPACT
+    forward_headers: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, native_body: dict[str, Any]) -> None:
+        self.native_body = native_body
+
+    def answer(self, completion: bytes, public_model: str) -> bytes:
+        # A fallback without native compaction is skipped, as for any request it cannot carry.
+        raise InvalidRequestError(
+            "This model does not offer remote compaction.", code="unsupported_operation"
+        )
+
+    def writer(self, public_model: str) -> KeptWriter:
+        raise InvalidRequestError("Compaction is not streamed.", param="stream")
+
+    def native_stream(self, translator: StreamTranslator) -> StreamTranslator:
+        return translator
+
+    def error_event(self, exc: GatewayError, request_id: str) -> bytes:
+        return ResponsesStreamWriter({}, "resp_compact", 0).error(exc)
+
+
+def parse_compact(
+    body: dict[str, Any], history: list[dict[str, Any]], native_body: dict[str, Any]
+) -> openai_chat.ParsedRequest:
+    """Check a compaction body; its canonical form is only what the hold is computed from."""
+    if body.get("stream"):
+        raise InvalidRequestError("Compaction is not streamed.", param="stream")
+    canonical = request.to_canonical(body, history)
+    return openai_chat.parse(CHAT, canonical, client=CompactFormat(native_body))
