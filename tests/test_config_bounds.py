@@ -126,7 +126,11 @@ def test_urls_and_versions_with_a_newline_are_refused(tmp_path, line, words):
     toml = MINIMAL.replace('base_url = "http://upstream.test/v1"', line)
     if not line.startswith("base_url"):
         toml = MINIMAL + line + "\n"
-        toml = toml.replace("[providers.up]", '[providers.up]\ntype = "azure"') if "api_version" in line else toml
+        toml = (
+            toml.replace("[providers.up]", '[providers.up]\ntype = "azure"')
+            if "api_version" in line
+            else toml
+        )
     assert words in refused(tmp_path, toml)
 
 

@@ -15,6 +15,7 @@ from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
 from gateway.store.database import Database, Timeouts
 from gateway.store.key_cache import KeyCache
+from gateway.store.responses import ResponseStore
 from gateway.upstream.transport import Upstream
 
 log = logging.getLogger("gateway")
@@ -29,6 +30,7 @@ class Services:
     key_cache: KeyCache
     metrics: Metrics
     clock: Clock
+    responses: ResponseStore
 
 
 def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
@@ -51,6 +53,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         key_cache=KeyCache(settings.key_cache_ttl, clock=clock),
         metrics=metrics,
         clock=clock,
+        responses=ResponseStore(db, clock, settings.response_retention_days),
     )
 
 

@@ -50,6 +50,7 @@ BOUNDS = {
     "db_lock_timeout": Bound(0, 600, low_open=True, unit="seconds"),
     "db_statement_timeout": Bound(0, 3600, low_open=True, unit="seconds"),
     "trusted_proxies": Bound(0, 10),
+    "response_retention_days": Bound(0, 36500, unit="days"),  # 0: no response is stored
 }
 
 

@@ -94,6 +94,7 @@ class ModelConfig:
     context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
     fallbacks: tuple[str, ...] = ()  # provider:model ids tried in order when every channel fails
+    thinking: str | None = None  # Anthropic: "adaptive" or "budget"; None guesses from upstream_id
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "max_output_tokens",
         "context_length",
         "fallbacks",
+        "thinking",
     }
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -151,6 +153,9 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     if not isinstance(upstream_id, str) or not upstream_id:
         raise ConfigError(f"{where}.upstream_id must be a non-empty string")
     cap = optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
+    thinking = raw.get("thinking")
+    if thinking not in (None, "adaptive", "budget"):
+        raise ConfigError(f'{where}.thinking must be "adaptive" or "budget"')
     cached, written = raw.get("cached_input_price"), raw.get("cache_write_price")
     return ModelConfig(
         name=name,
@@ -163,6 +168,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         context_length=optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
         fallbacks=strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
+        thinking=thinking,
     )
 
 

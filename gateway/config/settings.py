@@ -41,6 +41,7 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # else: these networks may scrape
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
+    response_retention_days: int = 30  # stored Responses API responses; 0 stores none
 
 
 def normalise_database_url(url: str) -> str:
@@ -92,6 +93,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_METRICS_ALLOW": ("metrics_allow", networks),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "GATEWAY_RESPONSE_RETENTION_DAYS": ("response_retention_days", int),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -103,6 +105,7 @@ _TOML_FIELDS = {
     "db_pool_size": int,
     "db_lock_timeout": float,
     "db_statement_timeout": float,
+    "response_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
 
