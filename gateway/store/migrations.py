@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
+from gateway.store.users import LOCAL_USER
+
 Step = Callable[[Connection], None]
 
 
@@ -25,8 +27,16 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
+def demote_local_user(conn: Connection) -> None:
+    """Take admin rights from the built-in local user: earlier versions made its keys admin keys."""
+    conn.execute(
+        text("UPDATE users SET is_admin = :no WHERE email = :email AND is_admin = :yes"),
+        {"no": False, "yes": True, "email": LOCAL_USER},
+    )
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = []
+STEPS: list[Step] = [demote_local_user]
 
 
 def migrate(conn: Connection) -> None:
