@@ -99,3 +99,9 @@ CREATE TABLE IF NOT EXISTS rate_limit_windows (
     requests          INTEGER NOT NULL DEFAULT 0,
     tokens            BIGINT NOT NULL DEFAULT 0
 );
+
+-- One row: bumped by every change to a key or a limit, so every process's key cache forgets it.
+CREATE TABLE IF NOT EXISTS access_changes (
+    id             INTEGER PRIMARY KEY,
+    version        BIGINT NOT NULL DEFAULT 0
+);

@@ -143,3 +143,12 @@ rate_limit_windows = Table(
     Column("requests", Integer, nullable=False, server_default=text("0")),
     Column("tokens", BigInteger, nullable=False, server_default=text("0")),
 )
+
+# One row: a counter bumped by every change to a key or a limit (store/changes.py), so the key
+# cache of every process, on every host, learns of it within half a second.
+access_changes = Table(
+    "access_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+)
