@@ -113,3 +113,9 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS ix_responses_user_id ON responses (user_id);
 CREATE INDEX IF NOT EXISTS ix_responses_expires_at ON responses (expires_at);
+
+-- One row: bumped by every change to a key or a limit, so every process's key cache forgets it.
+CREATE TABLE IF NOT EXISTS access_changes (
+    id             INTEGER PRIMARY KEY,
+    version        BIGINT NOT NULL DEFAULT 0
+);

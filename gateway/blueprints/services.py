@@ -13,6 +13,7 @@ from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics, MetricsObserver
 from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
+from gateway.store import changes
 from gateway.store.database import Database, Timeouts
 from gateway.store.key_cache import KeyCache
 from gateway.store.responses import ResponseStore
@@ -50,11 +51,16 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         db=db,
         catalog=catalog,
         relay=Relay(settings, db, Upstream(), observers, clock),
-        key_cache=KeyCache(settings.key_cache_ttl, clock=clock),
+        key_cache=KeyCache(settings.key_cache_ttl, clock=clock, version=lambda: _access_version(db)),
         metrics=metrics,
         clock=clock,
         responses=ResponseStore(db, clock, settings.response_retention_days),
     )
+
+
+def _access_version(db: Database) -> int:
+    with db.session_scope() as conn:
+        return changes.read_version(conn)
 
 
 def services() -> Services:

@@ -11,6 +11,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
+from gateway.store import changes
+from gateway.store.users import LOCAL_USER
+
 Step = Callable[[Connection], None]
 
 
@@ -25,8 +28,18 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
+def demote_local_user(conn: Connection) -> None:
+    """Take admin rights from the built-in local user: earlier versions made its keys admin keys."""
+    demoted = conn.execute(
+        text("UPDATE users SET is_admin = :no WHERE email = :email AND is_admin = :yes"),
+        {"no": False, "yes": True, "email": LOCAL_USER},
+    ).rowcount
+    if demoted:
+        changes.bump(conn)  # running gateways cache the old principal
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = []
+STEPS: list[Step] = [demote_local_user]
 
 
 def migrate(conn: Connection) -> None:

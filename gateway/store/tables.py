@@ -159,3 +159,12 @@ responses = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_responses_expires_at", "expires_at"),
 )
+
+# One row: a counter bumped by every change to a key or a limit (store/changes.py), so the key
+# cache of every process, on every host, learns of it within half a second.
+access_changes = Table(
+    "access_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+)
