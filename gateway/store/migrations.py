@@ -25,8 +25,13 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
+def add_hold_heartbeat(conn: Connection) -> None:
+    """Holds carry the time their worker last said the request still runs (issue 12, item 2)."""
+    add_column(conn, "holds", "heartbeat_at", "TIMESTAMP WITH TIME ZONE")
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = []
+STEPS: list[Step] = [add_hold_heartbeat]
 
 
 def migrate(conn: Connection) -> None:
