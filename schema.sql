@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS holds (
     key_id         BIGINT NOT NULL REFERENCES api_keys (id),
     model          VARCHAR(255) NOT NULL,
     amount_micros  BIGINT NOT NULL,
-    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    heartbeat_at   TIMESTAMP WITH TIME ZONE     -- refreshed while the request runs; NULL: created_at
 );
 CREATE INDEX IF NOT EXISTS ix_holds_created_at ON holds (created_at);
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, g
+from flask import Response, g, request
 
 from gateway.blueprints.auth import authenticate
 from gateway.blueprints.body import read_json_body
@@ -71,7 +71,20 @@ def relay(call: Call) -> bytes | Response:
     if not call.stream:
         return svc.relay.complete(call, held)
     stream = svc.relay.open_stream(call, held)
+    _bound_writes(svc.settings.write_timeout)
     return Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
+
+
+def _bound_writes(seconds: float) -> None:
+    """Cut a client that reads nothing for this long: its thread and hold would otherwise wait forever.
+
+    gunicorn writes the stream with a blocking sendall; with a timeout on the socket it raises,
+    gunicorn closes the body, and the stream settles what was relayed. gunicorn makes the socket
+    blocking again (no timeout) before the next request on the connection.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def respond(call: Call, answer: bytes | Response) -> Response:

@@ -27,7 +27,9 @@ class Settings:
     max_upstream_body_bytes: int = 64 * 1024 * 1024
     key_cache_ttl: float = 5.0
     default_max_tokens: int = 4096
-    hold_timeout: float = 3600.0
+    hold_timeout: float = 3600.0  # a hold whose worker stopped refreshing it this long is swept
+    spool_dir: str = "var/spool"  # settlements the database refused, until it takes them
+    write_timeout: float = 60.0  # a client that reads nothing for this long is cut (and billed)
     max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
     db_lock_timeout: float = 3.0  # the longest wait for another writer's lock (SQLite busy_timeout)
@@ -81,6 +83,8 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_KEY_CACHE_TTL": ("key_cache_ttl", float),
     "GATEWAY_DEFAULT_MAX_TOKENS": ("default_max_tokens", int),
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
+    "GATEWAY_SPOOL_DIR": ("spool_dir", str),
+    "GATEWAY_WRITE_TIMEOUT": ("write_timeout", float),
     "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_DB_LOCK_TIMEOUT": ("db_lock_timeout", float),
@@ -101,6 +105,8 @@ _TOML_FIELDS = {
     "key_cache_ttl": float,
     "default_max_tokens": int,
     "hold_timeout": float,
+    "spool_dir": str,
+    "write_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
     "db_lock_timeout": float,

@@ -45,7 +45,9 @@ class Relay:
 
     def reserve(self, call: Call) -> Hold:
         """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
-        return hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        held = hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        self.settlement.held(held)
+        return held
 
     def settle(
         self, call: Call, held: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None

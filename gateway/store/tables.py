@@ -84,6 +84,8 @@ holds = Table(
     Column("model", String(255), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
     _created_at(),
+    # The worker refreshes it while the request runs; the sweep takes only holds it stopped refreshing.
+    Column("heartbeat_at", DateTime(timezone=True)),
     Index("ix_holds_created_at", "created_at"),
 )
 
