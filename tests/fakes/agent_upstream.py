@@ -13,7 +13,8 @@ reported in each format's own fields, and every request is recorded with what it
 
     AgentAnthropic  POST /v1/messages (events as Anthropic sends them) and /v1/messages/count_tokens;
                     the model "slow" streams a word every 50 ms until the client hangs up
-    AgentOpenAI     POST /v1/chat/completions (chunks and a usage chunk)
+    AgentOpenAI     POST /v1/chat/completions (chunks and a usage chunk); Codex's exec_command
+                    runs `cat <path>` where Claude Code's Read would read it
     AgentGemini     POST /v1beta/models/{m}:generateContent and :streamGenerateContent?alt=sse
 """
 
@@ -61,6 +62,16 @@ def decide(last_user_text: str, tool_results: list[str], offers_read: bool) -> T
     if offers_read and path:
         return Turn(None, path.group(1))
     return Turn("Nothing to do.")
+
+
+def tool_for(names: list[Any]) -> str | None:
+    """Return the file-reading tool on offer: Claude Code's Read, or Codex's exec_command."""
+    return next((name for name in ("Read", "exec_command") if name in names), None)
+
+
+def tool_arguments(tool: str | None, path: str) -> str:
+    """Return the arguments that make the tool show the file."""
+    return json.dumps({"cmd": f"cat {path}"} if tool == "exec_command" else {"file_path": path})
 
 
 def _text_of(content: Any) -> str:
@@ -152,7 +163,8 @@ class AgentAnthropic(_Agent):
         names = [t.get("name") for t in body.get("tools") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide(_text_of(users[-1]["content"]) if users else "", results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide(_text_of(users[-1]["content"]) if users else "", results, tool is not None)
         usage = {
             "input_tokens": PROMPT_TOKENS - CACHE_READ,
             "cache_creation_input_tokens": 0,
@@ -247,7 +259,8 @@ class AgentOpenAI(_Agent):
         names = [t.get("function", {}).get("name") for t in body.get("tools") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide(_text_of(users[-1]["content"]) if users else "", results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide(_text_of(users[-1]["content"]) if users else "", results, tool is not None)
         usage = {
             "prompt_tokens": PROMPT_TOKENS,
             "completion_tokens": turn.completion_tokens,
@@ -258,7 +271,7 @@ class AgentOpenAI(_Agent):
         call = {
             "id": "call_agent_1",
             "type": "function",
-            "function": {"name": "Read", "arguments": json.dumps({"file_path": turn.path})},
+            "function": {"name": tool or "Read", "arguments": tool_arguments(tool, turn.path)},
         }
         head = {"id": "chatcmpl-agent", "created": 1700000000, "model": body.get("model")}
         if not body.get("stream"):
