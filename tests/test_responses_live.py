@@ -9,7 +9,6 @@ with previous_response_id, whole and streamed; retrieve, input_items and delete;
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,13 +16,12 @@ from pathlib import Path
 
 import openai
 import pytest
-from sqlalchemy import create_engine, select
 
-from gateway.store.tables import usage_records, users
 from tests.fakes import agent_upstream
 from tests.fakes.agent_upstream import AgentOpenAI
 from tests.fakes.gateway_server import GatewayServer, run_gateway, store_url
 from tests.fakes.responses_upstream import AgentResponses
+from tests.support.live_users import new_user, rows_of
 
 INPUT, OUTPUT = 1.0, 2.0  # USD per million tokens = micro-USD per token
 MODELS = {"chat": "chat:gpt-x", "native": "native:gpt-x"}
@@ -74,36 +72,8 @@ responses = "native"
         yield server
 
 
-def new_user(gateway: GatewayServer) -> tuple[str, str]:
-    email = f"u{uuid.uuid4().hex[:10]}@example.com"
-    gateway.cli("users", "create", email)
-    gateway.cli("credit", email, "10")
-    return email, gateway.create_key("--user", email)
-
-
 def sdk(gateway: GatewayServer, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.api_base, api_key=key, max_retries=0, timeout=20)
-
-
-def rows_of(gateway: GatewayServer, email: str, count: int, timeout: float = 5.0) -> list:
-    """Return the user's usage rows once there are `count` (a stream settles as it ends)."""
-    engine = create_engine(gateway.database_url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            with engine.connect() as conn:
-                user_id = conn.execute(select(users.c.id).where(users.c.email == email)).scalar_one()
-                query = (
-                    select(usage_records)
-                    .where(usage_records.c.user_id == user_id)
-                    .order_by(usage_records.c.id)
-                )
-                rows = list(conn.execute(query).all())
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
 
 
 def secret_file(tmp_path: Path) -> tuple[Path, str]:
