@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gateway.config import bounds
 from gateway.config.providers import ProviderConfig, parse_aliases, parse_providers
 from gateway.errors import ConfigError
 
@@ -29,6 +30,8 @@ class Settings:
     hold_timeout: float = 3600.0
     max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
+    db_lock_timeout: float = 3.0  # the longest wait for another writer's lock (SQLite busy_timeout)
+    db_statement_timeout: float = 15.0  # PostgreSQL statement_timeout, per connection
     admin_token: str = field(default="", repr=False)
     testing: bool = False
     signup: str = "open"  # "closed": only admins create console accounts
@@ -80,6 +83,8 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
     "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
+    "GATEWAY_DB_LOCK_TIMEOUT": ("db_lock_timeout", float),
+    "GATEWAY_DB_STATEMENT_TIMEOUT": ("db_statement_timeout", float),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
     "GATEWAY_SIGNUP": ("signup", signup_mode),
     "GATEWAY_COOKIE_SECURE": ("cookie_secure", boolean),
@@ -98,6 +103,8 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
+    "db_lock_timeout": float,
+    "db_statement_timeout": float,
     "response_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
@@ -141,8 +148,10 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         values.update(_gateway_table(path, data))
+    from_env: dict[str, str] = {}
     for var, (name, kind) in _ENV_FIELDS.items():
         if var in env and (var != "DATABASE_URL" or "GATEWAY_DATABASE_URL" not in env):
+            from_env[name] = var
             try:
                 values[name] = kind(env[var])
             except ValueError:
@@ -156,10 +165,9 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     values["providers"] = parse_providers(data, env)
     values["aliases"] = parse_aliases(data, values["providers"])
     values["database_url"] = normalise_database_url(values.get("database_url", Settings.database_url))
+    for name in set(test_config) & set(bounds.BOUNDS):
+        from_env.pop(name, None)
     settings = replace(Settings(), **values)
-    for name in ("max_body_bytes", "default_max_tokens", "db_pool_size", "max_attempts"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"{name} must be a positive integer")
-    if settings.response_retention_days < 0:
-        raise ConfigError("response_retention_days must be 0 or more")
+    for name in bounds.BOUNDS:
+        bounds.check(name, getattr(settings, name), from_env.get(name))
     return settings
