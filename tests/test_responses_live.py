@@ -4,16 +4,19 @@ Two upstreams play the agent script (tests/fakes/agent_upstream.py) on 127.0.0.1
 (the Responses request translated through canonical chat) and one that serves Responses itself
 (relayed natively, continued on its own store). On each: a function call, its output sent back
 with previous_response_id, whole and streamed; retrieve, input_items and delete; another user's
-404; and one usage row per request billing what the upstream reported.
+404; and one usage row per request billing what the upstream reported. The OpenAI Agents SDK runs a
+function tool over the same gateway with its default (Responses) model, whole and streamed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import agents  # openai-agents, the OpenAI Agents SDK
 import openai
 import pytest
 
@@ -145,3 +148,37 @@ def test_input_tokens_are_counted_through_the_sdk(gateway):
     assert native.input_tokens == agent_upstream.PROMPT_TOKENS
     estimated = client.responses.input_tokens.count(model=MODELS["chat"], input="Hello there")
     assert estimated.input_tokens > 0
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "stream"])
+def test_the_agents_sdk_runs_a_tool_through_the_gateway(gateway, tmp_path, provider, streamed):
+    agents.set_tracing_disabled(True)  # its traces would go to api.openai.com
+    email, key = new_user(gateway)
+    path, word = secret_file(tmp_path)
+    read_calls = []
+
+    @agents.function_tool(name_override="Read")
+    def read(file_path: str) -> str:
+        """Read a file."""
+        read_calls.append(file_path)
+        return Path(file_path).read_text()
+
+    client = openai.AsyncOpenAI(base_url=gateway.api_base, api_key=key, max_retries=0, timeout=20)
+    model = agents.OpenAIResponsesModel(model=MODELS[provider], openai_client=client)
+    agent = agents.Agent(name="reader", instructions="Use your tools.", model=model, tools=[read])
+    prompt = f"Read {path} and tell me the secret word."
+
+    async def run_streamed():
+        result = agents.Runner.run_streamed(agent, prompt, max_turns=4)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    result = asyncio.run(run_streamed()) if streamed else agents.Runner.run_sync(agent, prompt, max_turns=4)
+    assert result.final_output == f"The secret word is {word}."
+    assert read_calls == [str(path)]
+    rows = rows_of(gateway, email, 2)
+    assert [(r.model, r.status, r.outcome, r.stream) for r in rows] == [
+        (MODELS[provider], 200, "ok", streamed)
+    ] * 2
