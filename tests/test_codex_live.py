@@ -4,9 +4,10 @@ Codex 0.171.0 is installed from npm into var/npm/ by tests/support/npm.py; witho
 is skipped loudly, and in CI it fails. Each run gets a temporary HOME and CODEX_HOME whose
 config.toml has a model_providers entry with wire_api = "responses" pointing at the gateway, a
 secret file with a random word, and a bounded timeout. The fakes ask for an exec_command call
-(`cat <path>`), then answer from its output: on an OpenAI-compatible chat upstream (translated)
-and on one serving Responses itself (relayed natively). The sandbox is off (danger-full-access)
-because containers often lack what Codex's Linux sandbox needs; the fake only ever asks for `cat`.
+(`cat <path>`), then answer from its output: on one serving Responses itself (relayed natively),
+and on OpenAI-compatible chat, Anthropic and Gemini upstreams (translated). The sandbox is off
+(danger-full-access): containers often lack what Codex's Linux sandbox needs, and the fake only
+ever asks for `cat`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import agent_upstream
-from tests.fakes.agent_upstream import AgentOpenAI
+from tests.fakes.agent_upstream import AgentAnthropic, AgentGemini, AgentOpenAI
 from tests.fakes.gateway_server import GatewayServer, run_gateway, store_url
 from tests.fakes.responses_upstream import AgentResponses
 from tests.support import npm
@@ -30,15 +31,22 @@ from tests.support.live_users import new_user, rows_of
 VERSION = "0.171.0"
 RUN_TIMEOUT = 120  # seconds for one codex run; a round trip takes a few
 INPUT, OUTPUT = 1.0, 2.0  # USD per million tokens = micro-USD per token
-MODELS = {"chat": "chat:gpt-x", "native": "native:gpt-x"}
+MODELS = {
+    "chat": "chat:gpt-x",
+    "native": "native:gpt-x",
+    "anthropic": "anthropic:claude-x",
+    "gemini": "gemini:gem-x",
+}
 
 
 @dataclass
 class Fakes:
     chat: AgentOpenAI
     native: AgentResponses
+    anthropic: AgentAnthropic
+    gemini: AgentGemini
 
-    def of(self, provider: str) -> AgentOpenAI | AgentResponses:
+    def of(self, provider: str) -> agent_upstream._Agent:
         return getattr(self, provider)
 
 
@@ -52,8 +60,8 @@ def codex() -> Path:
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[Fakes]:
-    with AgentOpenAI() as chat, AgentResponses() as native:
-        yield Fakes(chat, native)
+    with AgentOpenAI() as chat, AgentResponses() as native, AgentAnthropic() as ant, AgentGemini() as gem:
+        yield Fakes(chat, native, ant, gem)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +78,18 @@ base_url = "{fakes.native.url}"
 api_key = "{agent_upstream.SECRET}"
 responses = "native"
 [providers.native.models.gpt-x]
+{models}
+[providers.anthropic]
+type = "anthropic"
+base_url = "{fakes.anthropic.url}"
+api_key = "{agent_upstream.SECRET}"
+[providers.anthropic.models.claude-x]
+{models}
+[providers.gemini]
+type = "gemini"
+base_url = "{fakes.gemini.url}"
+api_key = "{agent_upstream.SECRET}"
+[providers.gemini.models.gem-x]
 {models}
 """
     workdir = tmp_path_factory.mktemp("codex")

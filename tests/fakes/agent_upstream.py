@@ -176,8 +176,8 @@ class AgentAnthropic(_Agent):
         if turn.text is not None:
             block, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": turn.text}]
         else:
-            block = {"type": "tool_use", "id": CALL_ID, "name": "Read", "input": {}}
-            arguments = json.dumps({"file_path": turn.path})
+            block = {"type": "tool_use", "id": CALL_ID, "name": tool or "Read", "input": {}}
+            arguments = tool_arguments(tool, turn.path)
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in (arguments[:5], arguments[5:])]
         stop = "end_turn" if turn.text is not None else "tool_use"
         message = {"id": "msg_agent", "type": "message", "role": "assistant", "model": body.get("model")}
@@ -185,7 +185,7 @@ class AgentAnthropic(_Agent):
             whole = (
                 dict(block, text=turn.text)
                 if turn.text is not None
-                else dict(block, input={"file_path": turn.path})
+                else dict(block, input=json.loads(tool_arguments(tool, turn.path)))
             )
             handler.send_json(
                 200, dict(message, content=[whole], stop_reason=stop, stop_sequence=None, usage=usage)
@@ -318,7 +318,8 @@ class AgentGemini(_Agent):
         names = [d.get("name") for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide("\n".join(texts), results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide("\n".join(texts), results, tool is not None)
         usage = {
             "promptTokenCount": PROMPT_TOKENS,
             "candidatesTokenCount": turn.completion_tokens,
@@ -328,7 +329,9 @@ class AgentGemini(_Agent):
         part: dict[str, Any] = (
             {"text": turn.text}
             if turn.text is not None
-            else {"functionCall": {"name": "Read", "args": {"file_path": turn.path}}}
+            else {
+                "functionCall": {"name": tool or "Read", "args": json.loads(tool_arguments(tool, turn.path))}
+            }
         )
         candidate = {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
         answer = {"candidates": [candidate], "usageMetadata": usage, "responseId": "agent-1"}
