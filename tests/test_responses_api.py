@@ -411,3 +411,43 @@ def test_compact_is_relayed_natively_and_billed_once_and_refused_elsewhere(app, 
     assert (row["prompt_tokens"], row["completion_tokens"], row["cost_micros"]) == (30, 4, 38)
     refused = client.post("/api/v1/responses/compact", json=dict(body, model="up:m"), headers=account.headers)
     assert_envelope(refused, 400, "unsupported_operation", "model")
+
+
+class SteppedClock:
+    """Wall and monotonic time that move only when the test moves them."""
+
+    def __init__(self) -> None:
+        self.wall = datetime(2026, 1, 1, tzinfo=UTC)
+        self.mono = 1000.0
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def test_the_serving_process_deletes_expired_responses_itself(make_app, upstream):
+    clock = SteppedClock()
+    app = make_app(providers=PROVIDERS, clock=clock, response_retention_days=1)
+    account = make_account(app, email="p@example.com", unlimited=True)
+    client = app.test_client()
+    for _ in range(3):
+        upstream.add(responses.POST, CHAT_URL, json=COMPLETION)
+
+    def kept() -> int:
+        with services(app).db.session_scope() as conn:
+            return len(conn.execute(select(stored_responses)).all())
+
+    client.post("/api/v1/responses", json={"model": "up:m", "input": "one"}, headers=account.headers)
+    clock.advance(2 * 86400)
+    client.post("/api/v1/responses", json={"model": "up:m", "input": "two"}, headers=account.headers)
+    assert kept() == 1, "the first, expired, went when the second was stored"
+    clock.wall += timedelta(days=2)  # the second has expired, but the last purge ran 30 s ago...
+    clock.mono += 30
+    client.post("/api/v1/responses", json={"model": "up:m", "input": "three"}, headers=account.headers)
+    assert kept() == 2, "...so it waits for the next purge"
