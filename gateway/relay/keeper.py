@@ -84,7 +84,7 @@ class HoldKeeper:
                     return
                 ids = self._live | spooled
             if self.clock.monotonic() - last_beat >= self.beat or spooled:
-                if self._safely(lambda: self._touch(ids), False):
+                if self._safely(lambda ids=ids: self._touch(ids), False):
                     last_beat = self.clock.monotonic()
             if spooled:
                 self._safely(self.replay, None)
