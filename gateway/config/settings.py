@@ -29,6 +29,7 @@ class Settings:
     hold_timeout: float = 3600.0  # a hold whose worker stopped refreshing it this long is swept
     spool_dir: str = "var/spool"  # settlements the database refused, until it takes them
     write_timeout: float = 60.0  # a client that reads nothing for this long is cut (and billed)
+    drain_timeout: float = 3.0  # after a client leaves, read on this long for the upstream's usage
     max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
     admin_token: str = field(default="", repr=False)
@@ -81,6 +82,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
     "GATEWAY_SPOOL_DIR": ("spool_dir", str),
     "GATEWAY_WRITE_TIMEOUT": ("write_timeout", float),
+    "GATEWAY_DRAIN_TIMEOUT": ("drain_timeout", float),
     "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
@@ -100,6 +102,7 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "spool_dir": str,
     "write_timeout": float,
+    "drain_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
 }
@@ -163,4 +166,9 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     for name in ("max_body_bytes", "default_max_tokens", "db_pool_size", "max_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{name} must be a positive integer")
+    # not (x > 0) also refuses NaN; each bound keeps a thread or a hold from waiting forever.
+    for name, most in (("write_timeout", 3600.0), ("drain_timeout", 60.0)):
+        value = getattr(settings, name)
+        if not 0 < value <= most:
+            raise ConfigError(f"{name} must be more than 0 and at most {most:g} seconds, got {value!r}")
     return settings
