@@ -27,6 +27,7 @@ ANSWER = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
 }
+AUDIO = {"data": "AAAA", "format": "wav"}
 MESSAGE = {
     "id": "msg_1",
     "type": "message",
@@ -96,7 +97,7 @@ def test_service_tier_is_dropped_on_the_anthropic_messages_surface_too(app, sent
                 "messages": [
                     {
                         "role": "user",
-                        "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}],
+                        "content": [{"type": "input_audio", "input_audio": AUDIO}],
                     }
                 ]
             },

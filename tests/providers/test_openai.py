@@ -78,7 +78,8 @@ def test_relayed_bytes_count_text_reasoning_and_tool_arguments():
 
 
 def test_relayed_cjk_text_weighs_a_token_a_character():
-    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "漢字"}}]}
+    delta = {"index": 0, "delta": {"content": "漢字"}}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [delta]}
     raw = b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
     translator = run_stream(raw, False).translator
     assert translator.relayed_bytes == 8  # two tokens' worth (4 a token); bytes / 4 would be 1.5
