@@ -256,7 +256,7 @@ def revoke_key(key_id: int) -> dict[str, Any]:
         keys.get_key(conn, key_id)
         keys.revoke_key(conn, str(key_id))
         revoked = keys.get_key(conn, key_id).to_json()
-    # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
+    # Other processes forget it within half a second: revoke_key bumped the change counter.
     svc.key_cache.clear()
     return revoked
 

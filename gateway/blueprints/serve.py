@@ -61,12 +61,18 @@ def serve(parse: Callable[[dict[str, Any]], ParsedRequest]) -> tuple[Call, bytes
         raw_size=len(raw),
         started=started,
     )
+    return call, relay(call)
+
+
+def relay(call: Call) -> bytes | Response:
+    """Hold the call's worst case and relay it: the whole answer's body, or the streamed Response."""
+    svc = services()
     held = svc.relay.reserve(call)
     if not call.stream:
-        return call, svc.relay.complete(call, held)
+        return svc.relay.complete(call, held)
     stream = svc.relay.open_stream(call, held)
     _bound_writes(svc.settings.write_timeout)
-    return call, Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
+    return Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
 def _bound_writes(seconds: float) -> None:

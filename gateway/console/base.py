@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ log = logging.getLogger("gateway.errors")
 
 View = TypeVar("View", bound=Callable[..., Any])
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+_NEXT = re.compile(r"/console/[\x21-\x5b\x5d-\x7e]*")  # printable ASCII but the backslash
 
 
 def error_page(status: int, title: str, message: str, headers: dict[str, str]) -> Response | None:
@@ -86,8 +88,10 @@ def sign_in(user_id: int, password_hash: str) -> None:
 
 
 def safe_next(target: str | None) -> str:
-    """Return a console path to go to after signing in; never another site."""
-    if target and target.startswith("/console/") and "//" not in target and "\\" not in target:
+    """Return a console path to go to after signing in; never another site, never a broken header."""
+    # Printable ASCII only: a CR LF (raw or %0D%0A, decoded) in a Location header is a 500 at best,
+    # header injection at worst; our own links are always percent-encoded, so nothing is lost.
+    if target and _NEXT.fullmatch(target) and "//" not in target:
         return target
     return url_for("console.list_keys")
 

@@ -147,6 +147,8 @@ class Relay:
             )
             if client is not None and operation != client.native_operation:
                 translator = ClientStream(translator, client.writer(target.public_id))
+            elif client is not None:
+                translator = client.native_stream(translator)
 
             def finished(usage: Usage, outcome: str, first_byte: float | None) -> None:
                 self.observers.streams_changed(-1)

@@ -93,7 +93,7 @@ class Settlement:
             self.spool.put(hold, record, now)
         except OSError:
             # Neither the database nor the disk: the hold stays, and the sweep frees it in the end.
-            log.critical("request %s could not be spooled either", hold.request_id, exc_info=True)
+            log.critical("request %s not spooled; its charge is lost", hold.request_id, exc_info=True)
             return
         self.keeper.kick()
 

@@ -11,6 +11,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
+from gateway.store import changes
+from gateway.store.users import LOCAL_USER
+
 Step = Callable[[Connection], None]
 
 
@@ -25,13 +28,23 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
+def demote_local_user(conn: Connection) -> None:
+    """Take admin rights from the built-in local user: earlier versions made its keys admin keys."""
+    demoted = conn.execute(
+        text("UPDATE users SET is_admin = :no WHERE email = :email AND is_admin = :yes"),
+        {"no": False, "yes": True, "email": LOCAL_USER},
+    ).rowcount
+    if demoted:
+        changes.bump(conn)  # running gateways cache the old principal
+
+
 def add_hold_heartbeat(conn: Connection) -> None:
     """Holds carry the time their worker last said the request still runs (issue 12, item 2)."""
     add_column(conn, "holds", "heartbeat_at", "TIMESTAMP WITH TIME ZONE")
 
 
 # In order; append new steps at the end.
-STEPS: list[Step] = [add_hold_heartbeat]
+STEPS: list[Step] = [demote_local_user, add_hold_heartbeat]
 
 
 def migrate(conn: Connection) -> None:
