@@ -17,6 +17,7 @@ import click
 from gateway import clock
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.relay.spool import Spool
 from gateway.store import billing, logins, ratelimit, usage
 from gateway.store.database import Database
 from gateway.store.keys import create_key, list_keys, revoke_key
@@ -351,12 +352,16 @@ def holds() -> None:
     "--older-than",
     type=click.FloatRange(min=0),
     default=None,
-    help="Release holds older than this many seconds (default: the hold_timeout setting).",
+    help="Release holds not refreshed for this many seconds (default: the hold_timeout setting).",
 )
 def holds_sweep(older_than: float | None) -> None:
-    """Release holds left by dead workers, recording each as an abandoned request."""
+    """Release holds left by dead workers, recording each as an abandoned request.
+
+    A running request's worker refreshes its hold, and this host's spooled settlements are kept.
+    """
     settings = _settings()
     seconds = settings.hold_timeout if older_than is None else older_than
+    keep = Spool(settings.spool_dir).request_ids()
     with _store(Database(settings.database_url, pool_size=1)) as conn:
-        count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow())
-    click.echo(f"released {count} hold(s) older than {seconds:g} s")
+        count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow(), keep)
+    click.echo(f"released {count} hold(s) not refreshed for {seconds:g} s")

@@ -14,8 +14,9 @@ from gateway.observability.metrics import Metrics, MetricsObserver
 from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
 from gateway.store import changes
-from gateway.store.database import Database
+from gateway.store.database import Database, Timeouts
 from gateway.store.key_cache import KeyCache
+from gateway.store.responses import ResponseStore
 from gateway.upstream.transport import Upstream
 
 log = logging.getLogger("gateway")
@@ -30,11 +31,16 @@ class Services:
     key_cache: KeyCache
     metrics: Metrics
     clock: Clock
+    responses: ResponseStore
 
 
 def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     """Build the store, the catalog, the relay and its observers from the settings."""
-    db = Database(settings.database_url, settings.db_pool_size)
+    db = Database(
+        settings.database_url,
+        settings.db_pool_size,
+        timeouts=Timeouts(lock=settings.db_lock_timeout, statement=settings.db_statement_timeout),
+    )
     catalog = Catalog(settings)
     for model in catalog.unpriced():
         log.warning("model %s has no price: it costs nothing to users with a balance or unlimited", model)
@@ -48,6 +54,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         key_cache=KeyCache(settings.key_cache_ttl, clock=clock, version=lambda: _access_version(db)),
         metrics=metrics,
         clock=clock,
+        responses=ResponseStore(db, clock, settings.response_retention_days),
     )
 
 

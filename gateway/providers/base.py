@@ -17,6 +17,8 @@ CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
 MESSAGES, RESPONSES = "messages", "responses"
 # Anthropic's POST /v1/messages/count_tokens: relayed natively, never billed (Anthropic does not bill it).
 COUNT_TOKENS = "count_tokens"
+# The Responses API's POST /responses/input_tokens (a free count) and /responses/compact (billed).
+INPUT_TOKENS, COMPACT = "responses_input_tokens", "responses_compact"
 MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
 _AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-goog-api-key"}
 

@@ -10,8 +10,10 @@ from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamProtocolError
 from gateway.providers.base import (
     CHAT,
+    COMPACT,
     COMPLETIONS,
     EMBEDDINGS,
+    INPUT_TOKENS,
     RESPONSES,
     Adapter,
     Completion,
@@ -110,12 +112,14 @@ class OpenAIAdapter(Adapter):
         COMPLETIONS: "/completions",
         EMBEDDINGS: "/embeddings",
         RESPONSES: "/responses",
+        INPUT_TOKENS: "/responses/input_tokens",
+        COMPACT: "/responses/compact",
     }
 
     def __init__(self, provider: ProviderConfig) -> None:
         super().__init__(provider)
         if provider.responses == "native":
-            self.operations = type(self).operations | {RESPONSES}
+            self.operations = type(self).operations | {RESPONSES, INPUT_TOKENS, COMPACT}
 
     def url(self, upstream_model: str, operation: str) -> str:
         return self.provider.base_url + self.provider.path(operation, self.default_paths[operation])
@@ -130,8 +134,9 @@ class OpenAIAdapter(Adapter):
         max_output: int | None = None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
-        if operation == RESPONSES:
-            raw = responses_native.native_body(body, upstream_model, max_output)
+        if operation in (RESPONSES, INPUT_TOKENS, COMPACT):
+            cap = max_output if operation == RESPONSES else None
+            raw = responses_native.native_body(body, upstream_model, cap)
             return self.request(self.url(upstream_model, operation), raw, stream, self.auth_headers())
         body = dict(body, model=upstream_model)
         if max_output is not None and operation in (CHAT, COMPLETIONS):
@@ -193,6 +198,8 @@ class OpenAIAdapter(Adapter):
         if operation == RESPONSES:
             body, usage, _ = responses_native.native_whole(raw, public_model)
             return Completion(body=body, usage=usage)
+        if operation in (INPUT_TOKENS, COMPACT):
+            return responses_native.native_other(raw, public_model)
         try:
             # DeepSeek sends blank lines before the body while a request is queued.
             data = json.loads(raw.lstrip())

@@ -45,7 +45,9 @@ class Relay:
 
     def reserve(self, call: Call) -> Hold:
         """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
-        return hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        held = hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        self.settlement.held(held)
+        return held
 
     def settle(
         self, call: Call, held: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
@@ -145,6 +147,8 @@ class Relay:
             )
             if client is not None and operation != client.native_operation:
                 translator = ClientStream(translator, client.writer(target.public_id))
+            elif client is not None:
+                translator = client.native_stream(translator)
 
             def finished(usage: Usage, outcome: str, first_byte: float | None) -> None:
                 self.observers.streams_changed(-1)

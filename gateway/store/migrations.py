@@ -38,8 +38,13 @@ def demote_local_user(conn: Connection) -> None:
         changes.bump(conn)  # running gateways cache the old principal
 
 
+def add_hold_heartbeat(conn: Connection) -> None:
+    """Holds carry the time their worker last said the request still runs (issue 12, item 2)."""
+    add_column(conn, "holds", "heartbeat_at", "TIMESTAMP WITH TIME ZONE")
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = [demote_local_user]
+STEPS: list[Step] = [demote_local_user, add_hold_heartbeat]
 
 
 def migrate(conn: Connection) -> None:

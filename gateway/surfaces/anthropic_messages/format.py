@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.providers.anthropic.native import forwarded_headers
-from gateway.providers.base import CHAT, MESSAGES
+from gateway.providers.base import CHAT, MESSAGES, StreamTranslator
 from gateway.surfaces import openai_chat
 from gateway.surfaces.anthropic_messages import mapping, request, response
 from gateway.surfaces.anthropic_messages.errors import envelope
@@ -39,6 +39,9 @@ class MessagesFormat:
 
     def writer(self, public_model: str) -> MessagesStreamWriter:
         return MessagesStreamWriter(public_model)
+
+    def native_stream(self, translator: StreamTranslator) -> StreamTranslator:
+        return translator  # relayed as it is
 
     def error_event(self, exc: GatewayError, request_id: str) -> bytes:
         """Return Anthropic's in-band `event: error`, with the envelope a whole answer would carry."""
