@@ -55,8 +55,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix gateway tests bench
 	$(BIN)/ruff format gateway tests bench
 
-## Measure the gateway's overhead against a direct baseline; results under var/bench/ (issue 7).
-## DATABASE_URL=postgresql://... benchmarks PostgreSQL (in a throwaway schema); SOAK=1800 adds a soak.
+## The gateway against the floor (bench/floor.py) and direct, on SQLite and, when it answers (DATABASE_URL
+## or GATEWAY_TEST_POSTGRES_URL), PostgreSQL; prints issue 16's ratios. BENCH_ARGS=--quick: a few minutes.
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.run $(if $(SOAK),--soak $(SOAK)) $(BENCH_ARGS)
