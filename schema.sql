@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS users (
     created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
     rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
     tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
-    max_concurrent INTEGER                      -- requests in flight; NULL = no limit
+    max_concurrent INTEGER,                     -- requests in flight; NULL = no limit
+    session_generation INTEGER NOT NULL DEFAULT 0  -- bumped by sign-out: older console sessions end
 );
 
 -- Only the SHA-256 of a key and a short display prefix are stored, never the key.

@@ -153,6 +153,16 @@ def users_password(email: str, password: str) -> None:
     click.echo(f"password set for {user.email}; they can sign in at /console/signin")
 
 
+@users.command("signout")
+@click.argument("email")
+def users_signout(email: str) -> None:
+    """Sign a user out of every console session, on every host."""
+    with _store() as conn:
+        user = _user(conn, email)
+        logins.end_sessions(conn, user.id)
+    click.echo(f"signed {user.email} out of every console session")
+
+
 @users.command("show")
 @click.argument("email")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")

@@ -34,6 +34,8 @@ models = { m = {} }
         ("max_body_bytes = 100000000000", "max_body_bytes must be from 1 to"),
         ("db_lock_timeout = 0", "db_lock_timeout must be more than 0"),
         ("db_statement_timeout = nan", "db_statement_timeout must be more than 0"),
+        ("write_timeout = 0", "write_timeout must be more than 0 and at most 3600 seconds"),
+        ("drain_timeout = 1e9", "drain_timeout must be more than 0 and at most 60 seconds"),
     ],
 )
 def test_dangerous_gateway_values_in_the_file_are_refused(tmp_path, line, words):
@@ -49,6 +51,8 @@ def test_dangerous_gateway_values_in_the_file_are_refused(tmp_path, line, words)
         ("GATEWAY_KEY_CACHE_TTL", "1e12", "key_cache_ttl must be from 0 to 300"),
         ("GATEWAY_TRUSTED_PROXIES", "-1", "trusted_proxies must be from 0 to 10"),
         ("GATEWAY_DB_LOCK_TIMEOUT", "inf", "db_lock_timeout must be more than 0"),
+        ("GATEWAY_WRITE_TIMEOUT", "nan", "write_timeout must be more than 0"),
+        ("GATEWAY_DRAIN_TIMEOUT", "-1", "drain_timeout must be more than 0"),
     ],
 )
 def test_dangerous_env_values_are_refused_naming_the_key_and_the_variable(tmp_path, var, value, words):

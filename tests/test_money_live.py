@@ -21,10 +21,11 @@ from sqlalchemy import create_engine, func, select
 
 from gateway.store.tables import holds, usage_records
 from tests.fakes.gateway_server import OUTPUT_PRICE, GatewayServer, run_gateway, store_url
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FLOOD_CHUNKS, FakeUpstream
 
 HOLD_TIMEOUT = 2.0
 WRITE_TIMEOUT = 1.0
+DRAIN_TIMEOUT = 10.0  # generous: a loaded test machine must not turn the provider's count into a guess
 LONG_STREAM_CHUNKS = 100  # the slow model's 50 ms a chunk: 5 s, well past HOLD_TIMEOUT
 
 
@@ -37,7 +38,11 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def gateway(request, upstream, tmp_path_factory) -> Iterator[tuple[GatewayServer, Any]]:
     workdir = tmp_path_factory.mktemp(f"money-{request.param}")
-    env = {"GATEWAY_HOLD_TIMEOUT": str(HOLD_TIMEOUT), "GATEWAY_WRITE_TIMEOUT": str(WRITE_TIMEOUT)}
+    env = {
+        "GATEWAY_HOLD_TIMEOUT": str(HOLD_TIMEOUT),
+        "GATEWAY_WRITE_TIMEOUT": str(WRITE_TIMEOUT),
+        "GATEWAY_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT),
+    }
     with store_url(request.param, workdir) as url, run_gateway(workdir, url, upstream.url, env=env) as gw:
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
         try:
@@ -128,9 +133,39 @@ def test_a_client_that_stops_reading_is_cut_and_billed(gateway, upstream):
         sock.close()
     assert row.outcome == "client_disconnected"
     assert row.completion_tokens > 0 and row.cost_micros > 0, "what was relayed went unbilled"
-    assert ex.wait_done(5) and ex.outcome != "complete", "the upstream ran on for a client that left"
+    # The flood ends within drain_timeout of the cut: the gateway read on to its usage and billed it.
+    assert ex.wait_done(5) and ex.outcome == "complete"
+    assert row.estimated is False and row.completion_tokens == FLOOD_CHUNKS
     with engine.connect() as conn:
         left = conn.execute(
             select(func.count()).select_from(holds).where(holds.c.request_id == request_id)
         ).scalar_one()
     assert left == 0
+
+
+def test_a_client_gone_before_the_usage_event_is_billed_the_providers_count(gateway, upstream):
+    gw, engine = gateway
+    tag = uuid.uuid4().hex
+    body = {
+        "model": "fake:slow",
+        "stream": True,
+        "max_tokens": 20,  # 1 s of chunks: the usage event comes well within drain_timeout
+        "messages": [{"role": "user", "content": tag}],
+    }
+    with requests.post(
+        gw.api_base + "/chat/completions", headers=gw.headers, json=body, stream=True, timeout=30
+    ) as resp:
+        request_id = resp.headers["X-Request-Id"]
+        lines = resp.iter_lines()
+        for _ in range(3):
+            next(lines)
+    # The client hung up after three chunks.
+    ex = upstream.find(tag)
+    assert ex.wait_done(5) and ex.outcome == "complete", "the gateway did not read on to the usage"
+    row = usage_row(engine, request_id, 5)
+    assert row.outcome == "client_disconnected"
+    assert row.estimated is False, "an estimate was billed though the provider's usage came"
+    assert (row.prompt_tokens, row.completion_tokens) == (
+        ex.reported_usage["prompt_tokens"],
+        ex.reported_usage["completion_tokens"],
+    )

@@ -451,3 +451,16 @@ def test_the_serving_process_deletes_expired_responses_itself(make_app, upstream
     clock.mono += 30
     client.post("/api/v1/responses", json={"model": "up:m", "input": "three"}, headers=account.headers)
     assert kept() == 2, "...so it waits for the next purge"
+
+
+def test_native_request_goes_up_without_service_tier(app, client, account, upstream):
+    # A priority tier is charged at its own rate, which the model's prices do not price.
+    body = {"model": "oa:g", "input": "Hi", "max_output_tokens": 50}
+    upstream.add(
+        responses.POST,
+        NATIVE_URL,
+        json=NATIVE,
+        match=[matchers.json_params_matcher(dict(body, model="gpt-x"), strict_match=True)],
+    )
+    resp = client.post("/api/v1/responses", json=dict(body, service_tier="priority"), headers=account.headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)

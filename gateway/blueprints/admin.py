@@ -18,7 +18,7 @@ from gateway.blueprints.auth import authenticate
 from gateway.blueprints.body import read_json_body
 from gateway.blueprints.services import services
 from gateway.errors import InvalidRequestError, PermissionDeniedError
-from gateway.store import billing, keys, ratelimit, usage, users
+from gateway.store import billing, keys, logins, ratelimit, usage, users
 from gateway.store.records import Record
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
@@ -217,6 +217,15 @@ def credit_user(user_id: int) -> dict[str, Any]:
             exc.param = name  # the debit is too large: point at the field that said so
             raise
         return {"amount_micros": amount, "note": note, "user": users.get_user(conn, user_id).to_json()}
+
+
+@bp.post(f"/users/<{ID}:user_id>/signout")
+def sign_out_user(user_id: int) -> dict[str, Any]:
+    """Sign a user out of every console session, everywhere (a stolen cookie stops working)."""
+    with services().db.session_scope() as conn:
+        users.get_user(conn, user_id)
+        logins.end_sessions(conn, user_id)
+        return users.get_user(conn, user_id).to_json()
 
 
 @bp.get("/keys")

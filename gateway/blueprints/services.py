@@ -43,7 +43,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     )
     catalog = Catalog(settings)
     for model in catalog.unpriced():
-        log.warning("model %s has no price: it is served at zero cost", model)
+        log.warning("model %s has no price: it costs nothing to users with a balance or unlimited", model)
     metrics = Metrics(multiprocess=bool(settings.metrics_dir))
     observers = (MetricsObserver(metrics), AccessLog())
     return Services(

@@ -47,6 +47,9 @@ BOUNDS = {
     "db_pool_size": Bound(1, 100),  # PostgreSQL's default max_connections is 100, for every worker
     "key_cache_ttl": Bound(0, 300, unit="seconds"),
     "hold_timeout": Bound(0, 30 * 24 * 3600, low_open=True, unit="seconds"),
+    # A client that reads nothing holds a thread and a hold until write_timeout cuts it.
+    "write_timeout": Bound(0, 3600, low_open=True, unit="seconds"),
+    "drain_timeout": Bound(0, 60, low_open=True, unit="seconds"),
     "db_lock_timeout": Bound(0, 600, low_open=True, unit="seconds"),
     "db_statement_timeout": Bound(0, 3600, low_open=True, unit="seconds"),
     "trusted_proxies": Bound(0, 10),

@@ -93,6 +93,7 @@ class ModelConfig:
     max_output_tokens: int | None = None  # reservation cap when the client sets none
     context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
+    free: bool = False  # zero price for everyone, even users without balance (`free = true`)
     fallbacks: tuple[str, ...] = ()  # provider:model ids tried in order when every channel fails
     thinking: str | None = None  # Anthropic: "adaptive" or "budget"; None guesses from upstream_id
 
@@ -132,6 +133,12 @@ class ProviderConfig:
         return self.channels or (ChannelConfig("default", self.base_url, self.api_key, 1, self.proxy),)
 
 
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false")
+    return value
+
+
 def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     where = f"providers.{provider}.models.{name}"
     if not isinstance(raw, dict):
@@ -145,6 +152,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "max_output_tokens",
         "context_length",
         "fallbacks",
+        "free",
         "thinking",
     }
     if unknown:
@@ -167,6 +175,7 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         max_output_tokens=cap,
         context_length=optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
+        free=_flag(f"{where}.free", raw.get("free", False)),
         fallbacks=strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
         thinking=thinking,
     )

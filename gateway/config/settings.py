@@ -30,6 +30,7 @@ class Settings:
     hold_timeout: float = 3600.0  # a hold whose worker stopped refreshing it this long is swept
     spool_dir: str = "var/spool"  # settlements the database refused, until it takes them
     write_timeout: float = 60.0  # a client that reads nothing for this long is cut (and billed)
+    drain_timeout: float = 3.0  # after a client leaves, read on this long for the upstream's usage
     max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
     db_lock_timeout: float = 3.0  # the longest wait for another writer's lock (SQLite busy_timeout)
@@ -85,6 +86,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
     "GATEWAY_SPOOL_DIR": ("spool_dir", str),
     "GATEWAY_WRITE_TIMEOUT": ("write_timeout", float),
+    "GATEWAY_DRAIN_TIMEOUT": ("drain_timeout", float),
     "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
     "GATEWAY_DB_LOCK_TIMEOUT": ("db_lock_timeout", float),
@@ -107,6 +109,7 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "spool_dir": str,
     "write_timeout": float,
+    "drain_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
     "db_lock_timeout": float,

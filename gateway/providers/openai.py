@@ -20,6 +20,7 @@ from gateway.providers.base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    text_weight,
     upstream_error,
 )
 from gateway.providers.chunks import dumps, usage_object
@@ -308,9 +309,9 @@ class OpenAIStreamTranslator(StreamTranslator):
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, dict):
-                    self.relayed_bytes += _text_bytes(choice.get("delta"))
+                    self.relayed_bytes += _text_weight(choice.get("delta"))
                     if isinstance(choice.get("text"), str):  # legacy completions
-                        self.relayed_bytes += len(choice["text"].encode("utf-8"))
+                        self.relayed_bytes += text_weight(choice["text"])
                     finishing = finishing or choice.get("finish_reason") is not None
         self._finished = self._finished or finishing
         if usage is None and isinstance(choices, list) and not choices:
@@ -375,19 +376,19 @@ class OpenAIStreamTranslator(StreamTranslator):
         return encode_data(dumps(chunk))
 
 
-def _text_bytes(delta: Any) -> int:
+def _text_weight(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
     total = 0
     for name in ("content", "reasoning_content", "reasoning", "refusal"):
         value = delta.get(name)
         if isinstance(value, str):
-            total += len(value.encode("utf-8"))
+            total += text_weight(value)
     for call in delta.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             for name in ("name", "arguments"):
                 value = function.get(name)
                 if isinstance(value, str):
-                    total += len(value.encode("utf-8"))
+                    total += text_weight(value)
     return total

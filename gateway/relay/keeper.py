@@ -77,30 +77,25 @@ class HoldKeeper:
         while True:
             self._wake.wait(self.tick)
             self._wake.clear()
-            spooled = self._safely(self.pending, set())
-            with self._lock:
-                if not self._live and not spooled:
-                    self._thread = None  # add() starts a new one
-                    return
-                ids = self._live | spooled
-            if self.clock.monotonic() - last_beat >= self.beat or spooled:
-                if self._safely(lambda ids=ids: self._touch(ids), False):
+            try:
+                spooled = self.pending()
+                with self._lock:
+                    if not self._live and not spooled:
+                        self._thread = None  # add() starts a new one
+                        return
+                    ids = self._live | spooled
+                # A spooled hold is refreshed before its replay, so no sweep sees it stale meanwhile.
+                if self.clock.monotonic() - last_beat >= self.beat or spooled:
+                    self._touch(ids)
                     last_beat = self.clock.monotonic()
-            if spooled:
-                self._safely(self.replay, None)
+                if spooled:
+                    self.replay()
+            except Exception:
+                log.exception("the hold keeper's beat failed; it tries again at the next one")
 
-    def _touch(self, ids: set[str]) -> bool:
+    def _touch(self, ids: set[str]) -> None:
         ordered = sorted(ids)
         now = self.clock.now()
         for start in range(0, len(ordered), BATCH):
             with self.db.session_scope() as conn:
                 billing.touch(conn, ordered[start : start + BATCH], now)
-        return True
-
-    @staticmethod
-    def _safely(step, default):  # type: ignore[no-untyped-def]
-        try:
-            return step()
-        except Exception:
-            log.exception("the hold keeper's step failed; it tries again at the next beat")
-            return default

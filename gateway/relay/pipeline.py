@@ -109,8 +109,8 @@ class Relay:
         if client is not None and operation != client.native_operation:
             body = client.answer(body, target.public_id)
         usage = completion.usage or Usage(
-            prompt_tokens=pricing.estimate_tokens(call.raw_size),
-            completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
+            prompt_tokens=pricing.estimate_prompt_tokens(call.body, call.raw_size),
+            completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_answer_tokens(raw),
             estimated=True,
         )
         return body, usage
@@ -155,7 +155,9 @@ class Relay:
                 self.settle(call, held, usage, 200, outcome, first_byte)
 
             errors = client.error_event if client is not None else openai_chat.error_event
-            stream = StreamedAnswer(call, resp, translator, self.clock, finished, errors)
+            stream = StreamedAnswer(
+                call, resp, translator, self.clock, finished, errors, self.settings.drain_timeout
+            )
             stream.start()
             return stream
         except BaseException:

@@ -87,17 +87,17 @@ class KeyCache:
 
     def _check(self, now: float) -> None:
         """Read the shared change counter; forget everything if it moved since the last read."""
-        if not self._check_lock.acquire(blocking=False):
-            return  # another thread is reading it right now
-        try:
+        # Threads that find a check due wait for it, rather than serve what may be stale meanwhile:
+        # after an idle spell the first burst of requests would otherwise all pass on old entries.
+        with self._check_lock:
+            if now - self._checked_at < self.check_every:
+                return  # another thread read it while this one waited
             assert self._version is not None
             version = self._version()
             if version != self._seen:
                 self.clear()
                 self._seen = version
             self._checked_at = now
-        finally:
-            self._check_lock.release()
 
     def clear(self) -> None:
         with self._lock:

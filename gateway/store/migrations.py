@@ -43,8 +43,13 @@ def add_hold_heartbeat(conn: Connection) -> None:
     add_column(conn, "holds", "heartbeat_at", "TIMESTAMP WITH TIME ZONE")
 
 
+def add_session_generation(conn: Connection) -> None:
+    """Give users the counter that sign-out bumps to end their console sessions (issue 12, item 8)."""
+    add_column(conn, "users", "session_generation", "INTEGER NOT NULL DEFAULT 0")
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = [demote_local_user, add_hold_heartbeat]
+STEPS: list[Step] = [demote_local_user, add_hold_heartbeat, add_session_generation]
 
 
 def migrate(conn: Connection) -> None:

@@ -51,6 +51,8 @@ users = Table(
     Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
     _created_at(),
     *_rate_limits(),
+    # Bumped by sign-out and "sign out everywhere": a console session made before it is refused.
+    Column("session_generation", Integer, nullable=False, server_default=text("0")),
 )
 
 api_keys = Table(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.providers.base import Completion, StreamTranslator, Usage, token_count
+from gateway.providers.base import Completion, StreamTranslator, Usage, text_weight, token_count
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
 from gateway.providers.responses.events import encode_event, failure_events, loads_object, numbered
@@ -110,7 +110,7 @@ class NativeStreamReader(StreamTranslator):
         if isinstance(data.get("sequence_number"), int):
             self._sequence = data["sequence_number"]
         if kind in DELTAS and isinstance(data.get("delta"), str):
-            self.relayed_bytes += len(data["delta"].encode("utf-8"))
+            self.relayed_bytes += text_weight(data["delta"])
         if kind in TERMINAL:
             self._ended = True
         if kind in ("response.output_item.added", "response.output_item.done") and isinstance(

@@ -14,7 +14,7 @@ from typing import Any
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.providers.anthropic.native import forwarded_headers
 from gateway.providers.base import CHAT, MESSAGES, StreamTranslator
-from gateway.surfaces import openai_chat
+from gateway.surfaces import openai_chat, priced_fields
 from gateway.surfaces.anthropic_messages import mapping, request, response
 from gateway.surfaces.anthropic_messages.errors import envelope
 from gateway.surfaces.anthropic_messages.stream import MessagesStreamWriter
@@ -52,7 +52,8 @@ def parse(body: dict[str, Any], headers: Mapping[str, str]) -> openai_chat.Parse
     """Check a Messages body and return it in the canonical form, carrying its own format; raise a 400."""
     canonical = request.to_canonical(body)
     client = MessagesFormat(
-        native_body=body,
+        # Anthropic's service_tier may choose its Priority Tier, at its own rate: dropped, as on chat.
+        native_body=priced_fields.unpriced(body),
         forward_headers=tuple(forwarded_headers(headers)),
         dropped=tuple(request.unknown_fields(body)),
     )

@@ -17,7 +17,7 @@ from gateway.providers.base import CHAT, COMPACT, RESPONSES, StreamTranslator
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event
 from gateway.providers.responses.native import NativeStreamReader
-from gateway.surfaces import openai_chat
+from gateway.surfaces import openai_chat, priced_fields
 from gateway.surfaces.responses import request, response
 from gateway.surfaces.responses.stream import ResponsesStreamWriter
 
@@ -134,7 +134,8 @@ def parse(
 ) -> openai_chat.ParsedRequest:
     """Check a Responses body and return it in the canonical form, carrying its own format; raise a 400."""
     canonical = request.to_canonical(body, history)
-    client = ResponsesFormat(body, native_body, response_id, created_at, keep)
+    # Relayed natively, the body would take service_tier to OpenAI: dropped, as on every surface.
+    client = ResponsesFormat(body, priced_fields.unpriced(native_body), response_id, created_at, keep)
     return openai_chat.parse(CHAT, canonical, client=client)
 
 
@@ -170,4 +171,4 @@ def parse_compact(
     if body.get("stream"):
         raise InvalidRequestError("Compaction is not streamed.", param="stream")
     canonical = request.to_canonical(body, history)
-    return openai_chat.parse(CHAT, canonical, client=CompactFormat(native_body))
+    return openai_chat.parse(CHAT, canonical, client=CompactFormat(priced_fields.unpriced(native_body)))
