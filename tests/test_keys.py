@@ -35,7 +35,8 @@ def test_hash_is_hex_sha256():
 def test_matches_accepts_the_key_and_refuses_any_other():
     minted = keys.mint()
     assert keys.matches(minted.secret, minted.hash)
-    assert not keys.matches(minted.secret[:-1] + "x", minted.hash)
+    other = "y" if minted.secret.endswith("x") else "x"  # a secret may end in "x" (1 in 64)
+    assert not keys.matches(minted.secret[:-1] + other, minted.hash)
     assert not keys.matches(minted.secret, keys.mint().hash)
     assert not keys.matches("", minted.hash)
 
