@@ -99,3 +99,10 @@ CREATE TABLE IF NOT EXISTS rate_limit_windows (
     requests          INTEGER NOT NULL DEFAULT 0,
     tokens            BIGINT NOT NULL DEFAULT 0
 );
+
+-- Channels benched after a failure ('provider/channel'), shared by all workers and hosts, moved in place.
+CREATE TABLE IF NOT EXISTS channel_cooldowns (
+    id                BIGSERIAL PRIMARY KEY,
+    channel           VARCHAR(255) NOT NULL UNIQUE,
+    until_at          TIMESTAMP WITH TIME ZONE NOT NULL
+);

@@ -143,3 +143,13 @@ rate_limit_windows = Table(
     Column("requests", Integer, nullable=False, server_default=text("0")),
     Column("tokens", BigInteger, nullable=False, server_default=text("0")),
 )
+
+# Channels benched after a failure ("provider/channel"), shared by every worker and host: one row a
+# channel, moved forward in place, so the table never grows beyond the configured channels.
+channel_cooldowns = Table(
+    "channel_cooldowns",
+    metadata,
+    _id(),
+    Column("channel", String(255), nullable=False, unique=True),
+    Column("until_at", DateTime(timezone=True), nullable=False),
+)
