@@ -82,6 +82,27 @@ CREATE TABLE IF NOT EXISTS usage_records (
 );
 CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_usage_records_created_at_id ON usage_records (created_at, id);
+
+-- Sums of usage_records per UTC hour, user, key and model, kept in the settlement's transaction;
+-- they outlive the raw rows when usage_retention_days is set.
+CREATE TABLE IF NOT EXISTS usage_hourly (
+    id                BIGSERIAL PRIMARY KEY,
+    hour_at           TIMESTAMP WITH TIME ZONE NOT NULL,   -- the hour's start, UTC
+    user_id           BIGINT NOT NULL REFERENCES users (id),
+    key_id            BIGINT NOT NULL REFERENCES api_keys (id),
+    model             VARCHAR(255) NOT NULL,
+    team_id           BIGINT,                              -- filled once teams exist (issue 15)
+    requests          BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens     BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens     BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens  BIGINT NOT NULL DEFAULT 0,
+    cost_micros       BIGINT NOT NULL DEFAULT 0,
+    CONSTRAINT uq_usage_hourly UNIQUE (hour_at, user_id, key_id, model)
+);
+CREATE INDEX IF NOT EXISTS ix_usage_hourly_user_id_hour_at ON usage_hourly (user_id, hour_at);
+CREATE INDEX IF NOT EXISTS ix_usage_hourly_key_id_hour_at ON usage_hourly (key_id, hour_at);
 
 -- Console sign-in attempts per account (SHA-256 of the email) in a fixed window, shared by all workers.
 CREATE TABLE IF NOT EXISTS login_attempts (

@@ -17,7 +17,8 @@ import click
 from gateway import clock
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
-from gateway.store import billing, logins, ratelimit, usage
+from gateway.routing.catalog import Catalog
+from gateway.store import aggregates, billing, logins, ratelimit, usage
 from gateway.store.database import Database
 from gateway.store.keys import create_key, list_keys, revoke_key
 from gateway.store.records import Record
@@ -119,6 +120,35 @@ def db_init() -> None:
     with _store(database) as conn:
         local_user_id(conn)
     click.echo("database ready")
+
+
+@db.command("prune")
+@click.option("--days", type=click.IntRange(1), default=None, help="Instead of usage_retention_days.")
+def db_prune(days: int | None) -> None:
+    """Delete usage rows older than the retention now, in small batches; the hourly sums stay."""
+    settings = _settings()
+    days = days or settings.usage_retention_days
+    if days <= 0:
+        raise click.ClickException("no retention: set usage_retention_days or pass --days")
+    database, deleted = Database(settings.database_url, pool_size=1), aggregates.PRUNE_BATCH
+    total = 0
+    while deleted == aggregates.PRUNE_BATCH:
+        with _store(database) as conn:
+            deleted = aggregates.prune_batch(conn, days, clock.utcnow())
+        total += deleted
+    click.echo(f"deleted {total} usage row(s) older than {days} day(s)")
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration (GATEWAY_CONFIG and the environment)."""
+
+
+@config_group.command("check")
+def config_check() -> None:
+    """Load the configuration as a starting worker would; exit 1 with the reason if it is broken."""
+    catalog = Catalog(_settings())
+    click.echo(f"configuration ok: {len(catalog.targets)} model(s)")
 
 
 @main.group()

@@ -38,6 +38,7 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # else: these networks may scrape
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
+    usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (hourly sums stay)
 
 
 def normalise_database_url(url: str) -> str:
@@ -87,6 +88,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_METRICS_ALLOW": ("metrics_allow", networks),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "GATEWAY_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -96,6 +98,7 @@ _TOML_FIELDS = {
     "hold_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
+    "usage_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
 

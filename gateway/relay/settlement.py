@@ -14,12 +14,14 @@ from gateway.observability.observer import Observers, Settled
 from gateway.providers.base import Usage
 from gateway.relay import pricing
 from gateway.relay.call import Call
-from gateway.store import billing
+from gateway.store import aggregates, billing
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.relay")
 SETTLE_TRIES = 3
+PRUNE_EVERY = 300.0  # seconds between two retention passes of one process
+PRUNE_BATCHES = 10  # batches per pass: a pass is bounded, and the next one carries on
 
 
 class Settlement:
@@ -32,6 +34,8 @@ class Settlement:
         self.observers = observers
         self._sweep_lock = threading.Lock()
         self._next_sweep = 0.0
+        self._prune_lock = threading.Lock()
+        self._next_prune = 0.0
 
     def settle(
         self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
@@ -79,6 +83,7 @@ class Settlement:
                 time.sleep(0.05 * (attempt + 1))
         self.observers.settled(_event(call, record, overrun))
         self.sweep_if_due()
+        self.prune_if_due()
 
     def sweep_if_due(self) -> None:
         """Release holds of dead workers, at most once a minute per process; no cron needed."""
@@ -95,6 +100,23 @@ class Settlement:
             log.exception("sweeping stale holds failed")
         finally:
             self._sweep_lock.release()
+
+    def prune_if_due(self) -> None:
+        """Delete usage rows past usage_retention_days, a few batches every PRUNE_EVERY seconds."""
+        days = self.settings.usage_retention_days
+        now = self.clock.monotonic()
+        if days <= 0 or now < self._next_prune or not self._prune_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_prune = now + PRUNE_EVERY
+            for _ in range(PRUNE_BATCHES):
+                with self.db.session_scope() as conn:
+                    if aggregates.prune_batch(conn, days, self.clock.now()) < aggregates.PRUNE_BATCH:
+                        break
+        except Exception:
+            log.exception("deleting usage rows past the retention failed")
+        finally:
+            self._prune_lock.release()
 
 
 def _event(call: Call, record: UsageRecord, overrun: int) -> Settled:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
+from gateway.store import aggregates
+
 Step = Callable[[Connection], None]
 
 
@@ -25,8 +27,15 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
+def index_usage_by_time(conn: Connection) -> None:
+    """The newest rows for everyone, and the retention's deletes, read usage by (created_at, id)."""
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_usage_records_created_at_id ON usage_records (created_at, id)")
+    )
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = []
+STEPS: list[Step] = [index_usage_by_time, aggregates.backfill]
 
 
 def migrate(conn: Connection) -> None:
