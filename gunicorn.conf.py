@@ -83,7 +83,7 @@ def on_starting(server):
 
 def _config_check() -> subprocess.CompletedProcess[str]:
     # In a child process, so the master never imports the app (and never holds its memory).
-    command = [sys.executable, "-c", "from gateway.cli import main; main()", "config", "check"]
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "check"]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS users (
     created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
     rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
     tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
-    max_concurrent INTEGER                      -- requests in flight; NULL = no limit
+    max_concurrent INTEGER,                     -- requests in flight; NULL = no limit
+    session_generation INTEGER NOT NULL DEFAULT 0  -- bumped by sign-out: older console sessions end
 );
 
 -- Only the SHA-256 of a key and a short display prefix are stored, never the key.
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS holds (
     key_id         BIGINT NOT NULL REFERENCES api_keys (id),
     model          VARCHAR(255) NOT NULL,
     amount_micros  BIGINT NOT NULL,
-    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    heartbeat_at   TIMESTAMP WITH TIME ZONE     -- refreshed while the request runs; NULL: created_at
 );
 CREATE INDEX IF NOT EXISTS ix_holds_created_at ON holds (created_at);
 
@@ -126,4 +128,24 @@ CREATE TABLE IF NOT EXISTS channel_cooldowns (
     id                BIGSERIAL PRIMARY KEY,
     channel           VARCHAR(255) NOT NULL UNIQUE,
     until_at          TIMESTAMP WITH TIME ZONE NOT NULL
+);
+
+-- Stored Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}), per user,
+-- until expires_at; channel is the provider/channel that answered natively ('' when translated).
+CREATE TABLE IF NOT EXISTS responses (
+    id                VARCHAR(128) PRIMARY KEY,
+    user_id           BIGINT NOT NULL REFERENCES users (id),
+    channel           VARCHAR(255) NOT NULL DEFAULT '',
+    response          TEXT NOT NULL,              -- the response object, as JSON
+    input_items       TEXT NOT NULL,              -- its input items, history included, as JSON
+    created_at        TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    expires_at        TIMESTAMP WITH TIME ZONE NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_responses_user_id ON responses (user_id);
+CREATE INDEX IF NOT EXISTS ix_responses_expires_at ON responses (expires_at);
+
+-- One row: bumped by every change to a key or a limit, so every process's key cache forgets it.
+CREATE TABLE IF NOT EXISTS access_changes (
+    id             INTEGER PRIMARY KEY,
+    version        BIGINT NOT NULL DEFAULT 0
 );

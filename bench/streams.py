@@ -28,6 +28,12 @@ class Tally:
     streams: int = 0
     active: int = 0
     peak_active: int = 0
+    receiving: int = 0  # streams between their first and their last content event
+    peak_receiving: int = 0
+
+    def receive(self, step: int) -> None:
+        self.receiving += step
+        self.peak_receiving = max(self.peak_receiving, self.receiving)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -47,9 +53,11 @@ class StreamProtocol(asyncio.Protocol):
     framing is not decoded: a carry of the last bytes finds markers split across reads.
     """
 
-    def __init__(self, request: bytes, chunks: int) -> None:
+    def __init__(self, request: bytes, chunks: int, tally: Tally) -> None:
         self.request = request
         self.chunks = chunks
+        self.tally = tally
+        self.phase = "waiting"  # then "receiving" from the first content event to the last, then "done"
         self.arrivals: list[float] = []
         self.head = b""
         self.status = b""
@@ -77,6 +85,11 @@ class StreamProtocol(asyncio.Protocol):
         # The carry (11 bytes) is shorter than a marker, so no marker is counted twice.
         count = text.count(b"data: ")
         self.arrivals.extend([now] * count)
+        if self.phase == "waiting" and count:
+            self.phase = "receiving"
+            self.tally.receive(1)
+        if len(self.arrivals) >= self.chunks:
+            self._stop_receiving()
         if b"data: [DONE]" in text:
             self._finish(None)
             return
@@ -85,7 +98,13 @@ class StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish("closed_early")
 
+    def _stop_receiving(self) -> None:
+        if self.phase == "receiving":
+            self.tally.receive(-1)
+        self.phase = "done"
+
     def _finish(self, error: str | None) -> None:
+        self._stop_receiving()
         if not self.done.done():
             self.done.set_result(error)
         if self.transport is not None:
@@ -100,7 +119,7 @@ async def one_stream(args: argparse.Namespace, request: bytes, tally: Tally) -> 
     try:
         started = time.perf_counter()
         _, proto = await loop.create_connection(
-            lambda: StreamProtocol(request, args.chunks), args.host, args.port
+            lambda: StreamProtocol(request, args.chunks, tally), args.host, args.port
         )
         error = await proto.done
         if error is not None:
@@ -162,6 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "errors": sum(tally.errors.values()),
         "error_kinds": tally.errors,
         "peak_active": tally.peak_active,
+        "peak_receiving": tally.peak_receiving,
         "elapsed_s": round(time.monotonic() - started, 2),
         "ttfb_p50_ms": _ms(percentile(tally.ttfb, 50)),
         "ttfb_p99_ms": _ms(percentile(tally.ttfb, 99)),

@@ -17,6 +17,7 @@ import click
 from gateway import clock
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.relay.spool import Spool
 from gateway.routing.catalog import Catalog
 from gateway.store import aggregates, billing, logins, ratelimit, usage
 from gateway.store.database import Database
@@ -130,8 +131,7 @@ def db_prune(days: int | None) -> None:
     days = days or settings.usage_retention_days
     if days <= 0:
         raise click.ClickException("no retention: set usage_retention_days or pass --days")
-    database, deleted = Database(settings.database_url, pool_size=1), aggregates.PRUNE_BATCH
-    total = 0
+    database, total, deleted = Database(settings.database_url, pool_size=1), 0, aggregates.PRUNE_BATCH
     while deleted == aggregates.PRUNE_BATCH:
         with _store(database) as conn:
             deleted = aggregates.prune_batch(conn, days, clock.utcnow())
@@ -139,16 +139,10 @@ def db_prune(days: int | None) -> None:
     click.echo(f"deleted {total} usage row(s) older than {days} day(s)")
 
 
-@main.group("config")
-def config_group() -> None:
-    """The configuration (GATEWAY_CONFIG and the environment)."""
-
-
-@config_group.command("check")
-def config_check() -> None:
-    """Load the configuration as a starting worker would; exit 1 with the reason if it is broken."""
-    catalog = Catalog(_settings())
-    click.echo(f"configuration ok: {len(catalog.targets)} model(s)")
+@main.command("check")
+def check() -> None:
+    """Load the configuration as a worker would (run before each reload); exit 1 if it is broken."""
+    click.echo(f"configuration ok: {len(Catalog(_settings()).targets)} model(s)")
 
 
 @main.group()
@@ -180,6 +174,16 @@ def users_password(email: str, password: str) -> None:
         user = _user(conn, email)
         logins.set_password_hash(conn, user.id, password_hash)
     click.echo(f"password set for {user.email}; they can sign in at /console/signin")
+
+
+@users.command("signout")
+@click.argument("email")
+def users_signout(email: str) -> None:
+    """Sign a user out of every console session, on every host."""
+    with _store() as conn:
+        user = _user(conn, email)
+        logins.end_sessions(conn, user.id)
+    click.echo(f"signed {user.email} out of every console session")
 
 
 @users.command("show")
@@ -381,12 +385,16 @@ def holds() -> None:
     "--older-than",
     type=click.FloatRange(min=0),
     default=None,
-    help="Release holds older than this many seconds (default: the hold_timeout setting).",
+    help="Release holds not refreshed for this many seconds (default: the hold_timeout setting).",
 )
 def holds_sweep(older_than: float | None) -> None:
-    """Release holds left by dead workers, recording each as an abandoned request."""
+    """Release holds left by dead workers, recording each as an abandoned request.
+
+    A running request's worker refreshes its hold, and this host's spooled settlements are kept.
+    """
     settings = _settings()
     seconds = settings.hold_timeout if older_than is None else older_than
+    keep = Spool(settings.spool_dir).request_ids()
     with _store(Database(settings.database_url, pool_size=1)) as conn:
-        count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow())
-    click.echo(f"released {count} hold(s) older than {seconds:g} s")
+        count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow(), keep)
+    click.echo(f"released {count} hold(s) not refreshed for {seconds:g} s")

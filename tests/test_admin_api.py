@@ -20,8 +20,14 @@ def app(make_app):
 
 
 @pytest.fixture
+def account(app):
+    """A key of an unlimited admin user (the local user is no admin)."""
+    return make_account(app, email="root@example.com", unlimited=True, is_admin=True)
+
+
+@pytest.fixture
 def admin(app, account):
-    """Call the admin API with the local (admin) user's key; returns the response."""
+    """Call the admin API with an admin user's key; returns the response."""
     client = app.test_client()
 
     def call(method: str, path: str, json=None, headers=None):
@@ -119,7 +125,7 @@ def test_create_get_and_list_users(app, admin):
     assert admin("GET", f"/users/{user['id']}").get_json() == user
     listed = admin("GET", "/users").get_json()
     assert listed["object"] == "list"
-    assert [u["email"] for u in listed["data"]] == ["local@gateway", "ada@example.com"]
+    assert [u["email"] for u in listed["data"]] == ["root@example.com", "ada@example.com"]
     with services(app).db.session_scope() as conn:
         rows = conn.execute(select(ledger_entries.c.amount_micros, ledger_entries.c.note)).all()
     assert [tuple(r) for r in rows] == [(2_500_000, "welcome")]

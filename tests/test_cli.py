@@ -293,3 +293,15 @@ def test_users_password_lets_the_first_admin_sign_in_to_the_console(cli, app):
     resp = client.post("/console/signin", data=form)
     assert resp.status_code == 302
     assert client.get("/console/admin/users").status_code == 200
+
+
+def test_users_signout_ends_every_console_session(cli, app):
+    cli("users", "create", "ada@example.com")
+    cli("users", "password", "ada@example.com", "--password", "correct horse battery")
+    client = app.test_client()
+    token = csrf_token(client, "/console/signin")
+    form = {"email": "ada@example.com", "password": "correct horse battery", "csrf_token": token}
+    assert client.post("/console/signin", data=form).status_code == 302
+    assert client.get("/console/keys").status_code == 200
+    cli("users", "signout", "ada@example.com")
+    assert client.get("/console/keys").status_code == 302

@@ -115,8 +115,8 @@ def test_max_attempts_comes_from_the_gateway_table_and_the_environment(tmp_path)
 @pytest.mark.parametrize(
     "toml, env, words",
     [
-        ("[gateway]\nmax_attempts = 0\n" + MINIMAL, {}, "max_attempts must be a positive integer"),
-        (MINIMAL, {"GATEWAY_MAX_ATTEMPTS": "0"}, "max_attempts must be a positive integer"),
+        ("[gateway]\nmax_attempts = 0\n" + MINIMAL, {}, "max_attempts must be from 1 to 20"),
+        (MINIMAL, {"GATEWAY_MAX_ATTEMPTS": "0"}, "max_attempts must be from 1 to 20"),
         (MINIMAL, {"GATEWAY_MAX_ATTEMPTS": "two"}, "GATEWAY_MAX_ATTEMPTS='two' is not a valid int"),
         ('[gateway]\nmax_attempts = "3"\n' + MINIMAL, {}, "[gateway] max_attempts must be an integer"),
     ],

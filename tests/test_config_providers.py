@@ -149,3 +149,13 @@ def test_every_commented_preset_in_the_example_file_loads(tmp_path):
         assert types[name] == "openai", name
     assert (types["anthropic"], types["gemini"], types["azure"]) == ("anthropic", "gemini", "azure")
     assert dict(settings.aliases) == {"gpt-4o-mini": "openai:gpt-4o-mini"}
+
+
+def test_a_models_thinking_option_is_read_and_checked(tmp_path):
+    toml = (
+        '[providers.a]\ntype = "anthropic"\nbase_url = "https://api.anthropic.com"\napi_key = "k"\n'
+        'models = { m = { thinking = "%s" } }\n'
+    )
+    (model,) = provider(load(tmp_path, toml % "adaptive"), "a").models
+    assert model.thinking == "adaptive"
+    assert "providers.a.models.m.thinking" in refused(tmp_path, toml % "sometimes")

@@ -134,6 +134,28 @@ def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_site(app, client)
         assert resp.location == "/console/keys"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"next=/console/usage\r\nSet-Cookie:%20x=1",
+        b"next=/console/usage%0D%0ASet-Cookie:%20x=1",
+        b"next=/console/%09usage",
+        b"next=/console/%00",
+        b"next=/console/\xc2\x85",
+    ],
+)
+def test_sign_in_with_control_characters_in_next_goes_to_the_default_page(app, client, query):
+    add_user(app, "ada@example.com")
+    token = csrf_token(client, "/console/signin")
+    form = {"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+    # As the WSGI server hands it over: raw bytes of the request line, as latin-1.
+    resp = client.post(
+        "/console/signin", data=form, environ_overrides={"QUERY_STRING": query.decode("latin-1")}
+    )
+    assert resp.status_code == 302 and resp.location == "/console/keys"
+    assert "Set-Cookie: x" not in str(resp.headers)
+
+
 def test_sign_in_is_limited_per_account_across_workers(make_app):
     # Two apps on one store stand for two gunicorn workers (or two hosts).
     first, second = make_app(), make_app()

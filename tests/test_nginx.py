@@ -164,3 +164,76 @@ def test_metrics_path_is_closed_to_other_networks_in_the_shipped_config():
     site = SITE.read_text()
     block = site[site.index("location = /metrics") :]
     assert "allow 127.0.0.1;" in block and "deny all;" in block[: block.index("}")]
+
+
+def test_https_answers_carry_hsts_errors_too(stack):
+    _, gw, base, _ = stack
+    ok = requests.get(base + "/api/v1/models", headers=gw.headers, verify=False, timeout=10)
+    refused = requests.get(base + "/api/v1/models", verify=False, timeout=10)
+    for resp in (ok, refused):
+        assert resp.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert refused.status_code == 401
+
+
+def _tls_socket(base: str) -> socket.socket:
+    import ssl
+
+    host, port = base.removeprefix("https://").split(":")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(socket.create_connection((host, int(port)), timeout=30), server_hostname=host)
+
+
+def _closed_after(sock: socket.socket, limit: float) -> tuple[float, bytes]:
+    """Read until nginx closes the connection (or limit passes); return when and what it sent."""
+    started, got = time.monotonic(), b""
+    sock.settimeout(limit)
+    try:
+        while chunk := sock.recv(4096):
+            got += chunk
+    except (TimeoutError, OSError):
+        pass
+    return time.monotonic() - started, got
+
+
+HEADER_TIMEOUT = 10.0  # client_header_timeout and client_body_timeout in the shipped file
+SLACK = 5.0
+
+
+def test_a_client_that_stops_mid_headers_or_mid_body_is_cut(stack):
+    _, gw, base, _ = stack
+    site = SITE.read_text()
+    assert "client_header_timeout 10s;" in site and "client_body_timeout 10s;" in site
+    headers_only = _tls_socket(base)
+    headers_only.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    half_body = _tls_socket(base)
+    half_body.sendall(
+        b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {gw.key}\r\nContent-Length: 1000\r\n\r\n".encode()
+        + b'{"model": "mock:echo", '
+    )
+    with headers_only, half_body:
+        waited, sent = _closed_after(headers_only, HEADER_TIMEOUT + SLACK)
+        assert HEADER_TIMEOUT - 1 <= waited < HEADER_TIMEOUT + SLACK, (
+            "slowloris: the half-sent headers were kept"
+        )
+        assert b"200 OK" not in sent
+        waited, sent = _closed_after(half_body, SLACK)  # its timer ran alongside the first one
+        assert waited < SLACK, "the half-sent body was kept"
+        assert b"200 OK" not in sent
+    # The gateway's own threads were never involved: it still answers at once.
+    resp = requests.get(base + "/api/v1/models", headers=gw.headers, verify=False, timeout=5)
+    assert resp.status_code == 200
+
+
+def test_the_service_unit_marks_the_session_cookie_secure():
+    from gateway.config.settings import load_settings
+
+    unit = (SITE.parent / "gateway.service").read_text()
+    env = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in unit.splitlines()
+        if line.startswith("Environment=")
+    )
+    assert env["GATEWAY_COOKIE_SECURE"] == "true"
+    assert load_settings(env={"GATEWAY_CONFIG": "", **env}).cookie_secure is True

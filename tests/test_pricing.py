@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from gateway.config.providers import ModelConfig
-from gateway.providers.base import Usage
-from gateway.relay.pricing import cost_micros, estimate_tokens, worst_case_micros
+from gateway.providers.base import Usage, text_weight
+from gateway.relay.pricing import (
+    cost_micros,
+    estimate_answer_tokens,
+    estimate_prompt_tokens,
+    estimate_tokens,
+    worst_case_micros,
+)
 
 
 def model(input_price="0.27", output_price="1.10", cached=None, written=None) -> ModelConfig:
@@ -130,3 +137,27 @@ def test_cache_writes_never_count_more_than_the_uncached_prompt():
 
 def test_the_worst_case_takes_the_cache_write_price_when_it_is_dearest():
     assert worst_case_micros(model("3", "15", cached="0.30", written="3.75"), 100, 0) == 375
+
+
+CJK = "漢" * 30_000
+
+
+def test_text_weight_counts_a_token_for_each_non_ascii_character():
+    assert text_weight("hello world") == 11
+    assert text_weight(CJK) == 4 * 30_000
+    assert text_weight("né") == 1 + 4
+    assert estimate_tokens(text_weight(CJK)) == 30_000  # bytes / 4 would say 22,500
+
+
+def test_prompt_estimate_is_at_least_a_token_a_cjk_character_however_the_body_spells_it():
+    body = {"model": "m", "messages": [{"role": "user", "content": CJK}]}
+    for raw in (json.dumps(body).encode(), json.dumps(body, ensure_ascii=False).encode()):
+        assert estimate_prompt_tokens(body, len(raw)) >= 30_000
+    english = {"model": "m", "messages": [{"role": "user", "content": "word " * 4000}]}
+    raw = json.dumps(english).encode()
+    assert estimate_prompt_tokens(english, len(raw)) == estimate_tokens(len(raw))
+
+
+def test_answer_estimate_counts_cjk_characters_in_a_raw_utf8_body():
+    raw = json.dumps({"choices": [{"message": {"content": CJK}}]}, ensure_ascii=False).encode()
+    assert estimate_answer_tokens(raw) >= 30_000

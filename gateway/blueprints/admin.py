@@ -18,7 +18,7 @@ from gateway.blueprints.auth import authenticate
 from gateway.blueprints.body import read_json_body
 from gateway.blueprints.services import services
 from gateway.errors import InvalidRequestError, PermissionDeniedError
-from gateway.store import billing, keys, ratelimit, usage, users
+from gateway.store import billing, keys, logins, ratelimit, usage, users
 from gateway.store.records import Record
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
@@ -219,6 +219,15 @@ def credit_user(user_id: int) -> dict[str, Any]:
         return {"amount_micros": amount, "note": note, "user": users.get_user(conn, user_id).to_json()}
 
 
+@bp.post(f"/users/<{ID}:user_id>/signout")
+def sign_out_user(user_id: int) -> dict[str, Any]:
+    """Sign a user out of every console session, everywhere (a stolen cookie stops working)."""
+    with services().db.session_scope() as conn:
+        users.get_user(conn, user_id)
+        logins.end_sessions(conn, user_id)
+        return users.get_user(conn, user_id).to_json()
+
+
 @bp.get("/keys")
 def list_keys() -> dict[str, Any]:
     """List keys, all or one user's; never a full key."""
@@ -256,7 +265,7 @@ def revoke_key(key_id: int) -> dict[str, Any]:
         keys.get_key(conn, key_id)
         keys.revoke_key(conn, str(key_id))
         revoked = keys.get_key(conn, key_id).to_json()
-    # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
+    # Other processes forget it within half a second: revoke_key bumped the change counter.
     svc.key_cache.clear()
     return revoked
 

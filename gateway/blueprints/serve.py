@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, g
+from flask import Response, g, request
 
 from gateway.blueprints.auth import authenticate
 from gateway.blueprints.body import read_json_body
@@ -61,11 +61,30 @@ def serve(parse: Callable[[dict[str, Any]], ParsedRequest]) -> tuple[Call, bytes
         raw_size=len(raw),
         started=started,
     )
+    return call, relay(call)
+
+
+def relay(call: Call) -> bytes | Response:
+    """Hold the call's worst case and relay it: the whole answer's body, or the streamed Response."""
+    svc = services()
     held = svc.relay.reserve(call)
     if not call.stream:
-        return call, svc.relay.complete(call, held)
+        return svc.relay.complete(call, held)
     stream = svc.relay.open_stream(call, held)
-    return call, Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
+    _bound_writes(svc.settings.write_timeout)
+    return Response(stream, mimetype="text/event-stream", headers=STREAM_HEADERS)
+
+
+def _bound_writes(seconds: float) -> None:
+    """Cut a client that reads nothing for this long: its thread and hold would otherwise wait forever.
+
+    gunicorn writes the stream with a blocking sendall; with a timeout on the socket it raises,
+    gunicorn closes the body, and the stream settles what was relayed. gunicorn makes the socket
+    blocking again (no timeout) before the next request on the connection.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def respond(call: Call, answer: bytes | Response) -> Response:

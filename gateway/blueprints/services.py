@@ -13,8 +13,10 @@ from gateway.observability.access_log import AccessLog
 from gateway.observability.metrics import Metrics, MetricsObserver
 from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
-from gateway.store.database import Database
+from gateway.store import changes
+from gateway.store.database import Database, Timeouts
 from gateway.store.key_cache import KeyCache
+from gateway.store.responses import ResponseStore
 from gateway.upstream.transport import Upstream
 
 log = logging.getLogger("gateway")
@@ -29,14 +31,19 @@ class Services:
     key_cache: KeyCache
     metrics: Metrics
     clock: Clock
+    responses: ResponseStore
 
 
 def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
     """Build the store, the catalog, the relay and its observers from the settings."""
-    db = Database(settings.database_url, settings.db_pool_size)
+    db = Database(
+        settings.database_url,
+        settings.db_pool_size,
+        timeouts=Timeouts(lock=settings.db_lock_timeout, statement=settings.db_statement_timeout),
+    )
     catalog = Catalog(settings)
     for model in catalog.unpriced():
-        log.warning("model %s has no price: it is served at zero cost", model)
+        log.warning("model %s has no price: it costs nothing to users with a balance or unlimited", model)
     metrics = Metrics(multiprocess=bool(settings.metrics_dir))
     observers = (MetricsObserver(metrics), AccessLog())
     return Services(
@@ -44,10 +51,16 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         db=db,
         catalog=catalog,
         relay=Relay(settings, db, Upstream(), observers, clock),
-        key_cache=KeyCache(settings.key_cache_ttl, clock=clock),
+        key_cache=KeyCache(settings.key_cache_ttl, clock=clock, version=lambda: _access_version(db)),
         metrics=metrics,
         clock=clock,
+        responses=ResponseStore(db, clock, settings.response_retention_days),
     )
+
+
+def _access_version(db: Database) -> int:
+    with db.session_scope() as conn:
+        return changes.read_version(conn)
 
 
 def services() -> Services:

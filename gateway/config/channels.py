@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config.values import expand
+from gateway.config.values import expand, header_value
 from gateway.errors import ConfigError
 
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # no '/': provider/channel names a channel
@@ -28,7 +28,7 @@ class ChannelConfig:
 def parse_base_url(where: str, raw: Any, kind: str, env: dict[str, str]) -> str:
     """Read an http(s) base URL (the mock provider's may be mock://)."""
     base_url = expand(where, raw, env).rstrip("/")
-    if kind != "mock" and not re.match(r"^https?://[^/\s]+", base_url):
+    if kind != "mock" and not re.match(r"^https?://[^/\s]+[^\x00-\x20\x7f]*\Z", base_url):
         raise ConfigError(f"{where} must be an http(s) URL, e.g. https://api.deepseek.com/v1")
     return base_url
 
@@ -43,7 +43,7 @@ def parse_proxy(where: str, raw: Any, url: str, env: dict[str, str]) -> str:
         value = expand(where, raw, env)
         if value in ("", "none"):
             return ""
-        if not re.match(r"^https?://[^/\s]+/?$", value):
+        if not re.match(r"^https?://[^/\s]+/?\Z", value):
             raise ConfigError(f'{where} must be an http(s) proxy URL such as http://proxy:3128, or "none"')
         return value.rstrip("/")
     scheme, host = urllib.parse.urlsplit(url).scheme, urllib.parse.urlsplit(url).hostname or ""
@@ -73,13 +73,15 @@ def parse_channels(
         if unknown:
             raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")
         name = row.get("name", str(i + 1))
-        if not isinstance(name, str) or not _CHANNEL.match(name):
+        if not isinstance(name, str) or not _CHANNEL.fullmatch(name):
             raise ConfigError(f"{at}.name must be a short name of letters, digits, '.', '_', '-'")
         weight = row.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
             raise ConfigError(f"{at}.weight must be a positive integer")
         url = parse_base_url(f"{at}.base_url", row["base_url"], kind, env) if "base_url" in row else ""
-        key = expand(f"{at}.api_key", row["api_key"], env) if "api_key" in row else defaults["api_key"]
+        key = defaults["api_key"]
+        if "api_key" in row:
+            key = header_value(f"{at}.api_key", expand(f"{at}.api_key", row["api_key"], env))
         url = url or defaults["base_url"]
         proxy = parse_proxy(f"{at}.proxy", row.get("proxy", defaults["proxy"]), url, env)
         channels.append(ChannelConfig(name, url, key, weight, proxy))

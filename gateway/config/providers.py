@@ -11,7 +11,17 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.config.channels import ChannelConfig, parse_base_url, parse_channels, parse_proxy
-from gateway.config.values import choice, expand, optional_count, price, strings, table, timeout
+from gateway.config.values import (
+    choice,
+    expand,
+    header_value,
+    headers,
+    optional_count,
+    price,
+    strings,
+    table,
+    timeout,
+)
 from gateway.errors import ConfigError
 
 PROVIDER_TYPES = ("openai", "azure", "anthropic", "gemini", "mock")
@@ -83,7 +93,9 @@ class ModelConfig:
     max_output_tokens: int | None = None  # reservation cap when the client sets none
     context_length: int | None = None  # shown by GET /models; not enforced
     priced: bool = False
+    free: bool = False  # zero price for everyone, even users without balance (`free = true`)
     fallbacks: tuple[str, ...] = ()  # provider:model ids tried in order when every channel fails
+    thinking: str | None = None  # Anthropic: "adaptive" or "budget"; None guesses from upstream_id
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,12 @@ class ProviderConfig:
         return self.channels or (ChannelConfig("default", self.base_url, self.api_key, 1, self.proxy),)
 
 
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false")
+    return value
+
+
 def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     where = f"providers.{provider}.models.{name}"
     if not isinstance(raw, dict):
@@ -134,6 +152,8 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         "max_output_tokens",
         "context_length",
         "fallbacks",
+        "free",
+        "thinking",
     }
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -141,6 +161,9 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
     if not isinstance(upstream_id, str) or not upstream_id:
         raise ConfigError(f"{where}.upstream_id must be a non-empty string")
     cap = optional_count(f"{where}.max_output_tokens", raw.get("max_output_tokens"))
+    thinking = raw.get("thinking")
+    if thinking not in (None, "adaptive", "budget"):
+        raise ConfigError(f'{where}.thinking must be "adaptive" or "budget"')
     cached, written = raw.get("cached_input_price"), raw.get("cache_write_price")
     return ModelConfig(
         name=name,
@@ -152,7 +175,9 @@ def _model(provider: str, name: str, raw: Any) -> ModelConfig:
         max_output_tokens=cap,
         context_length=optional_count(f"{where}.context_length", raw.get("context_length")),
         priced="input_price" in raw or "output_price" in raw,
+        free=_flag(f"{where}.free", raw.get("free", False)),
         fallbacks=strings(f"{where}.fallbacks", raw.get("fallbacks", []), '["openai:gpt-4o-mini"]'),
+        thinking=thinking,
     )
 
 
@@ -186,7 +211,7 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}{hint}")
     options: dict[str, Any] = {
         "auth": choice(f"{where}.auth", raw.get("auth", DEFAULT_AUTH[kind]), AUTH_STYLES),
-        "headers": table(f"{where}.headers", raw.get("headers", {}), env, '{ "X-Title" = "gateway" }'),
+        "headers": headers(f"{where}.headers", raw.get("headers", {}), env),
         "api_version": DEFAULT_API_VERSION.get(kind, ""),
     }
     if "paths" in raw:
@@ -210,7 +235,7 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
         options["stream_usage"] = raw["stream_usage"]
     if "api_version" in raw:
         version = raw["api_version"]
-        if not isinstance(version, str) or not re.match(r"^[A-Za-z0-9._-]+$", version):
+        if not isinstance(version, str) or not re.fullmatch(r"[A-Za-z0-9._-]+", version):
             raise ConfigError(f"{where}.api_version must be a version string, e.g. 2024-10-21")
         options["api_version"] = version
     if "max_tokens" in raw:
@@ -225,7 +250,7 @@ def _options(where: str, kind: str, raw: dict[str, Any], env: dict[str, str]) ->
 
 def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
     where = f"providers.{name}"
-    if not _NAME.match(name) or ":" in name:
+    if not _NAME.fullmatch(name) or ":" in name:
         raise ConfigError(f"{where}: provider names may use letters, digits, '.', '_', '-', '/'")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
@@ -234,7 +259,7 @@ def _provider(name: str, raw: Any, env: dict[str, str]) -> ProviderConfig:
         raise ConfigError(f"{where}.type {kind!r} is unknown; use one of {', '.join(PROVIDER_TYPES)}")
     options = _options(where, kind, raw, env)
     default_url = "mock://local" if kind == "mock" else ""
-    api_key = expand(f"{where}.api_key", raw.get("api_key", ""), env)
+    api_key = header_value(f"{where}.api_key", expand(f"{where}.api_key", raw.get("api_key", ""), env))
     channels: tuple[ChannelConfig, ...] = ()
     if "channels" in raw:
         # The provider's base_url and api_key are the defaults of channels that name none.
@@ -306,7 +331,7 @@ def parse_aliases(data: dict[str, Any], providers: tuple[ProviderConfig, ...]) -
         raise ConfigError('aliases must be a table, e.g. [aliases] gpt-4o = "openai:gpt-4o"')
     known = {f"{p.name}:{m.name}" for p in providers for m in p.models}
     for alias, target in raw.items():
-        if ":" in alias or not _NAME.match(alias):
+        if ":" in alias or not _NAME.fullmatch(alias):
             raise ConfigError(f"aliases.{alias}: an alias is a bare model name without ':'")
         if target not in known:
             raise ConfigError(f"aliases.{alias} points at {target!r}, which is not a configured model")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gateway.config import bounds
 from gateway.config.providers import ProviderConfig, parse_aliases, parse_providers
 from gateway.errors import ConfigError
 
@@ -26,9 +27,14 @@ class Settings:
     max_upstream_body_bytes: int = 64 * 1024 * 1024
     key_cache_ttl: float = 5.0
     default_max_tokens: int = 4096
-    hold_timeout: float = 3600.0
+    hold_timeout: float = 3600.0  # a hold whose worker stopped refreshing it this long is swept
+    spool_dir: str = "var/spool"  # settlements the database refused, until it takes them
+    write_timeout: float = 60.0  # a client that reads nothing for this long is cut (and billed)
+    drain_timeout: float = 3.0  # after a client leaves, read on this long for the upstream's usage
     max_attempts: int = 4  # upstream tries per request, over channels and fallbacks
     db_pool_size: int = 5
+    db_lock_timeout: float = 3.0  # the longest wait for another writer's lock (SQLite busy_timeout)
+    db_statement_timeout: float = 15.0  # PostgreSQL statement_timeout, per connection
     admin_token: str = field(default="", repr=False)
     testing: bool = False
     signup: str = "open"  # "closed": only admins create console accounts
@@ -38,6 +44,7 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")  # else: these networks may scrape
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
+    response_retention_days: int = 30  # stored Responses API responses; 0 stores none
     usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (hourly sums stay)
 
 
@@ -78,8 +85,13 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_KEY_CACHE_TTL": ("key_cache_ttl", float),
     "GATEWAY_DEFAULT_MAX_TOKENS": ("default_max_tokens", int),
     "GATEWAY_HOLD_TIMEOUT": ("hold_timeout", float),
+    "GATEWAY_SPOOL_DIR": ("spool_dir", str),
+    "GATEWAY_WRITE_TIMEOUT": ("write_timeout", float),
+    "GATEWAY_DRAIN_TIMEOUT": ("drain_timeout", float),
     "GATEWAY_MAX_ATTEMPTS": ("max_attempts", int),
     "GATEWAY_DB_POOL_SIZE": ("db_pool_size", int),
+    "GATEWAY_DB_LOCK_TIMEOUT": ("db_lock_timeout", float),
+    "GATEWAY_DB_STATEMENT_TIMEOUT": ("db_statement_timeout", float),
     "GATEWAY_ADMIN_TOKEN": ("admin_token", str),
     "GATEWAY_SIGNUP": ("signup", signup_mode),
     "GATEWAY_COOKIE_SECURE": ("cookie_secure", boolean),
@@ -88,6 +100,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_METRICS_ALLOW": ("metrics_allow", networks),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
+    "GATEWAY_RESPONSE_RETENTION_DAYS": ("response_retention_days", int),
     "GATEWAY_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
 }
 _TOML_FIELDS = {
@@ -96,8 +109,14 @@ _TOML_FIELDS = {
     "key_cache_ttl": float,
     "default_max_tokens": int,
     "hold_timeout": float,
+    "spool_dir": str,
+    "write_timeout": float,
+    "drain_timeout": float,
     "max_attempts": int,
     "db_pool_size": int,
+    "db_lock_timeout": float,
+    "db_statement_timeout": float,
+    "response_retention_days": int,
     "usage_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
@@ -141,8 +160,10 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         values.update(_gateway_table(path, data))
+    from_env: dict[str, str] = {}
     for var, (name, kind) in _ENV_FIELDS.items():
         if var in env and (var != "DATABASE_URL" or "GATEWAY_DATABASE_URL" not in env):
+            from_env[name] = var
             try:
                 values[name] = kind(env[var])
             except ValueError:
@@ -156,8 +177,9 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     values["providers"] = parse_providers(data, env)
     values["aliases"] = parse_aliases(data, values["providers"])
     values["database_url"] = normalise_database_url(values.get("database_url", Settings.database_url))
+    for name in set(test_config) & set(bounds.BOUNDS):
+        from_env.pop(name, None)
     settings = replace(Settings(), **values)
-    for name in ("max_body_bytes", "default_max_tokens", "db_pool_size", "max_attempts"):
-        if getattr(settings, name) < 1:
-            raise ConfigError(f"{name} must be a positive integer")
+    for name in bounds.BOUNDS:
+        bounds.check(name, getattr(settings, name), from_env.get(name))
     return settings

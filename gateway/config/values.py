@@ -7,9 +7,14 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gateway.config.bounds import MAX_PRICE, MAX_TOKENS
 from gateway.errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# RFC 9110 §5.1 field names are tokens; §5.5 values may not hold CR, LF or NUL (a CR LF in a
+# configured header would split the upstream request: header injection). Other controls are refused too.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]*$")
 
 
 def price(where: str, raw: Any) -> Decimal:
@@ -20,8 +25,11 @@ def price(where: str, raw: Any) -> Decimal:
         value = Decimal(str(raw))
     except InvalidOperation:
         raise ConfigError(f"{where}: price {raw!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise ConfigError(f"{where}: price must be a finite number >= 0, got {raw!r}")
+    if not value.is_finite() or value < 0 or value > MAX_PRICE:
+        raise ConfigError(
+            f"{where}: price must be a finite number >= 0 and at most {MAX_PRICE} USD per million tokens, "
+            f"got {raw!r}"
+        )
     return value
 
 
@@ -40,9 +48,9 @@ def expand(where: str, raw: Any, env: dict[str, str]) -> str:
 
 
 def optional_count(where: str, raw: Any) -> int | None:
-    """Read a positive integer, or None when absent."""
-    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or raw < 1):
-        raise ConfigError(f"{where} must be a positive integer")
+    """Read a positive integer of tokens (at most MAX_TOKENS), or None when absent."""
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_TOKENS):
+        raise ConfigError(f"{where} must be a positive integer, at most {MAX_TOKENS}")
     return raw
 
 
@@ -73,3 +81,20 @@ def table(where: str, raw: Any, env: dict[str, str], example: str) -> tuple[tupl
     if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
         raise ConfigError(f"{where} must be a table of strings, e.g. {example}")
     return tuple((k, expand(f"{where}.{k}", v, env)) for k, v in raw.items())
+
+
+def header_value(where: str, value: str) -> str:
+    """Refuse a value bound for an HTTP header that holds CR, LF or another control character."""
+    if not _HEADER_VALUE.fullmatch(value):
+        raise ConfigError(f"{where} must not contain CR, LF or other control characters")
+    return value
+
+
+def headers(where: str, raw: Any, env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Read a table of extra HTTP headers: token names, values without CR or LF."""
+    pairs = table(where, raw, env, '{ "X-Title" = "gateway" }')
+    for name, value in pairs:
+        if not _HEADER_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a valid HTTP header name")
+        header_value(f"{where}.{name}", value)
+    return pairs

@@ -114,7 +114,7 @@ def admin_revoke_key(key_id: int) -> Response:
         # The UPDATE matches only a key not yet revoked, so of two admins racing, one is told "no".
         if not revoke_key(conn, str(key_id)):
             raise NotFoundError(f"The key {key.prefix}… is already revoked.", code="key_not_found")
-    # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
+    # Other processes forget it within half a second: revoke_key bumped the change counter.
     svc.key_cache.clear()
     flash(f"The key {key.prefix}… ({key.name or 'unnamed'}) of {key.email} is revoked.")
     return redirect(url_for("console.admin_keys"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ log = logging.getLogger("gateway.errors")
 
 View = TypeVar("View", bound=Callable[..., Any])
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+_NEXT = re.compile(r"/console/[\x21-\x5b\x5d-\x7e]*")  # printable ASCII but the backslash
 
 
 def error_page(status: int, title: str, message: str, headers: dict[str, str]) -> Response | None:
@@ -61,10 +63,11 @@ def load_user() -> None:
         return
     # Read from the store on every request: a demoted admin, a deleted user or a session made before
     # the password last changed (its stamp is stale: see logins.session_stamp) loses access at once.
+    # The session generation moves at every sign-out, so a copied cookie dies with its session.
     with services().db.session_scope() as conn:
-        stamp = logins.find_session_stamp(conn, user_id)
-        found = users.list_users(conn, user_id=user_id) if stamp else []
-    if found and session.get("password_stamp") == stamp:
+        current = logins.find_session_stamp(conn, user_id)
+        found = users.list_users(conn, user_id=user_id) if current else []
+    if found and (session.get("password_stamp"), session.get("generation")) == current:
         g.user = found[0]
     else:
         session.clear()
@@ -79,15 +82,20 @@ def inject_user() -> dict[str, Any]:
 def sign_in(user_id: int, password_hash: str) -> None:
     """Start a fresh session for the user (a new cookie, so a planted one is of no use), bound to the
     password hash just checked or set: the session ends when that password is replaced."""
+    with services().db.session_scope() as conn:
+        generation = logins.session_generation(conn, user_id)
     session.clear()
     session.permanent = True
     session["user_id"] = user_id
     session["password_stamp"] = logins.session_stamp(password_hash)
+    session["generation"] = generation
 
 
 def safe_next(target: str | None) -> str:
-    """Return a console path to go to after signing in; never another site."""
-    if target and target.startswith("/console/") and "//" not in target and "\\" not in target:
+    """Return a console path to go to after signing in; never another site, never a broken header."""
+    # Printable ASCII only: a CR LF (raw or %0D%0A, decoded) in a Location header is a 500 at best,
+    # header injection at worst; our own links are always percent-encoded, so nothing is lost.
+    if target and _NEXT.fullmatch(target) and "//" not in target:
         return target
     return url_for("console.list_keys")
 

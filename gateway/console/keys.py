@@ -87,7 +87,7 @@ def revoke_key(key_id: int) -> Response:
     svc = services()
     with svc.db.session_scope() as conn:
         keys.revoke_key(conn, str(key_id), user_id=g.user.id)
-    # Other processes forget the key when their cache entry expires (key_cache_ttl seconds).
+    # Other processes forget it within half a second: revoke_key bumped the change counter.
     svc.key_cache.clear()
     flash(f"The key {key.prefix}… ({key.name or 'unnamed'}) is revoked.")
     return redirect(url_for("console.list_keys"))

@@ -63,6 +63,13 @@ def signin() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | s
 
 @bp.post("/signout")
 def signout() -> Response:
-    """End the session (the form's CSRF token stops other sites signing people out)."""
+    """End the session (the form's CSRF token stops other sites signing people out).
+
+    The user's session generation moves on, so a copy of the cookie stops working too; this ends
+    the user's other console sessions as well.
+    """
+    if g.get("user") is not None:
+        with services().db.session_scope() as conn:
+            logins.end_sessions(conn, g.user.id)
     session.clear()
     return redirect(url_for("console.signin"))

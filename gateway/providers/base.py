@@ -17,6 +17,8 @@ CHAT, COMPLETIONS, EMBEDDINGS = "chat", "completions", "embeddings"
 MESSAGES, RESPONSES = "messages", "responses"
 # Anthropic's POST /v1/messages/count_tokens: relayed natively, never billed (Anthropic does not bill it).
 COUNT_TOKENS = "count_tokens"
+# The Responses API's POST /responses/input_tokens (a free count) and /responses/compact (billed).
+INPUT_TOKENS, COMPACT = "responses_input_tokens", "responses_compact"
 MAX_MESSAGE = 2000  # characters of an upstream error message passed on to the client
 _AUTH = {"api-key": "api-key", "x-api-key": "x-api-key", "x-goog-api-key": "x-goog-api-key"}
 
@@ -62,6 +64,18 @@ class Completion:
     usage: Usage | None
 
 
+def text_weight(text: str) -> int:
+    """Weigh text for a token estimate (4 to a token): ASCII a unit a character, any other 4.
+
+    Tokenizers give English about 4 characters a token, but CJK and most non-Latin scripts at least
+    one token a character, which is 3 bytes of UTF-8: counting bytes / 4 would bill 0.75.
+    """
+    if text.isascii():
+        return len(text)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return ascii_chars + 4 * (len(text) - ascii_chars)
+
+
 class StreamTranslator:
     """Turns one upstream stream into client SSE bytes; a fresh object per stream.
 
@@ -70,7 +84,8 @@ class StreamTranslator:
     """
 
     usage: Usage | None = None
-    relayed_bytes = 0  # bytes of generated text relayed, for an estimate when usage never comes
+    # The generated text relayed, in text_weight units, for an estimate when usage never comes.
+    relayed_bytes = 0
 
     def feed(self, event: Event) -> list[bytes]:
         raise NotImplementedError

@@ -10,14 +10,17 @@ from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamError, UpstreamProtocolError
 from gateway.providers.base import (
     CHAT,
+    COMPACT,
     COMPLETIONS,
     EMBEDDINGS,
+    INPUT_TOKENS,
     RESPONSES,
     Adapter,
     Completion,
     StreamTranslator,
     UpstreamRequest,
     Usage,
+    text_weight,
     upstream_error,
 )
 from gateway.providers.chunks import dumps, usage_object
@@ -110,12 +113,14 @@ class OpenAIAdapter(Adapter):
         COMPLETIONS: "/completions",
         EMBEDDINGS: "/embeddings",
         RESPONSES: "/responses",
+        INPUT_TOKENS: "/responses/input_tokens",
+        COMPACT: "/responses/compact",
     }
 
     def __init__(self, provider: ProviderConfig) -> None:
         super().__init__(provider)
         if provider.responses == "native":
-            self.operations = type(self).operations | {RESPONSES}
+            self.operations = type(self).operations | {RESPONSES, INPUT_TOKENS, COMPACT}
 
     def url(self, upstream_model: str, operation: str) -> str:
         return self.provider.base_url + self.provider.path(operation, self.default_paths[operation])
@@ -130,8 +135,9 @@ class OpenAIAdapter(Adapter):
         max_output: int | None = None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> UpstreamRequest:
-        if operation == RESPONSES:
-            raw = responses_native.native_body(body, upstream_model, max_output)
+        if operation in (RESPONSES, INPUT_TOKENS, COMPACT):
+            cap = max_output if operation == RESPONSES else None
+            raw = responses_native.native_body(body, upstream_model, cap)
             return self.request(self.url(upstream_model, operation), raw, stream, self.auth_headers())
         body = dict(body, model=upstream_model)
         if max_output is not None and operation in (CHAT, COMPLETIONS):
@@ -193,6 +199,8 @@ class OpenAIAdapter(Adapter):
         if operation == RESPONSES:
             body, usage, _ = responses_native.native_whole(raw, public_model)
             return Completion(body=body, usage=usage)
+        if operation in (INPUT_TOKENS, COMPACT):
+            return responses_native.native_other(raw, public_model)
         try:
             # DeepSeek sends blank lines before the body while a request is queued.
             data = json.loads(raw.lstrip())
@@ -301,9 +309,9 @@ class OpenAIStreamTranslator(StreamTranslator):
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, dict):
-                    self.relayed_bytes += _text_bytes(choice.get("delta"))
+                    self.relayed_bytes += _text_weight(choice.get("delta"))
                     if isinstance(choice.get("text"), str):  # legacy completions
-                        self.relayed_bytes += len(choice["text"].encode("utf-8"))
+                        self.relayed_bytes += text_weight(choice["text"])
                     finishing = finishing or choice.get("finish_reason") is not None
         self._finished = self._finished or finishing
         if usage is None and isinstance(choices, list) and not choices:
@@ -368,19 +376,19 @@ class OpenAIStreamTranslator(StreamTranslator):
         return encode_data(dumps(chunk))
 
 
-def _text_bytes(delta: Any) -> int:
+def _text_weight(delta: Any) -> int:
     if not isinstance(delta, dict):
         return 0
     total = 0
     for name in ("content", "reasoning_content", "reasoning", "refusal"):
         value = delta.get(name)
         if isinstance(value, str):
-            total += len(value.encode("utf-8"))
+            total += text_weight(value)
     for call in delta.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             for name in ("name", "arguments"):
                 value = function.get(name)
                 if isinstance(value, str):
-                    total += len(value.encode("utf-8"))
+                    total += text_weight(value)
     return total

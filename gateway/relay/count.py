@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ MAX_ANSWER_BYTES = 1 << 16  # a count is a few bytes of JSON
 # The upstream's refusals of the request itself, which the estimate would only hide: the same body
 # sent to /v1/messages would be refused too. 404 and 405 mean the endpoint is missing, not the body.
 REFUSALS = frozenset({400, 413, 422})
+Estimate = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,17 @@ def count_tokens(
     body: dict[str, Any],
     headers: Sequence[tuple[str, str]],
     request_id: str,
+    operation: str = COUNT_TOKENS,
+    estimate: Estimate | None = None,
 ) -> Count:
-    """Return the upstream's count for the body when its adapter has one, else the estimate."""
-    if target.adapter.supports(COUNT_TOKENS):
+    """Return the upstream's count for the body when its adapter has one, else the estimate.
+
+    operation is the adapter's counting operation (Anthropic's count_tokens by default, or the
+    Responses API's input_tokens); estimate returns the answer made up when there is no count.
+    """
+    if target.adapter.supports(operation):
         try:
-            return Count(_native(upstream, planner, target, body, headers), estimated=False)
+            return Count(_native(upstream, planner, target, body, headers, operation), estimated=False)
         except UpstreamStatusError as exc:
             if exc.status in REFUSALS:
                 raise
@@ -58,7 +65,7 @@ def count_tokens(
             target.public_id,
             failure.message,
         )
-    count = {"input_tokens": estimate_input_tokens(body)}
+    count = estimate(body) if estimate is not None else {"input_tokens": estimate_input_tokens(body)}
     return Count(json.dumps(count).encode(), estimated=True)
 
 
@@ -68,10 +75,11 @@ def _native(
     target: Target,
     body: dict[str, Any],
     headers: Sequence[tuple[str, str]],
+    operation: str,
 ) -> bytes:
     _, channel = planner.plan([target])[0]
     adapter = channel.adapter
-    request = adapter.build_request(body, target.model.upstream_id, False, COUNT_TOKENS, headers=headers)
+    request = adapter.build_request(body, target.model.upstream_id, False, operation, headers=headers)
     resp = upstream.send(request)
     try:
         raw = resp.read(MAX_ANSWER_BYTES)
@@ -79,4 +87,4 @@ def _native(
         resp.close()
     if resp.status >= 400:
         raise adapter.parse_error(resp.status, raw, resp.headers)
-    return adapter.parse_response(raw, target.public_id, COUNT_TOKENS).body
+    return adapter.parse_response(raw, target.public_id, operation).body

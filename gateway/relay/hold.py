@@ -27,6 +27,10 @@ IMAGE_TOKENS = 4000
 FRAMING_TOKENS = 16
 MESSAGE_TOKENS = 4
 TOOL_PROMPT_TOKENS = 400
+# What a call that would cost nothing holds instead, unless its model is free: so it needs a positive
+# balance (or an unlimited user), and a stranger from open sign-up cannot use an unpriced model.
+# The charge is still the real cost (zero); the hold is released at settlement like any other.
+MIN_HOLD_MICROS = 1
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,14 @@ def estimate(call: Call, default_max_tokens: int) -> Estimate:
     prompt = prompt_tokens(call)
     outputs = [(t, output_tokens(call, t, default_max_tokens)) for t in call.candidates()]
     amount = max(pricing.worst_case_micros(t.model, prompt, out) for t, out in outputs)
+    if amount < MIN_HOLD_MICROS and not all(is_free(t) for t, _ in outputs):
+        amount = MIN_HOLD_MICROS
     return Estimate(amount, prompt + max(out for _, out in outputs))
+
+
+def is_free(target: Target) -> bool:
+    """Tell whether anyone may call a target at no cost: marked `free`, or the built-in mock."""
+    return target.model.free or target.provider.type == "mock"
 
 
 def reserve(db: Database, clock: Clock, call: Call, default_max_tokens: int) -> Hold:

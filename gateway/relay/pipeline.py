@@ -46,7 +46,9 @@ class Relay:
 
     def reserve(self, call: Call) -> Hold:
         """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
-        return hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        held = hold.reserve(self.db, self.clock, call, self.settings.default_max_tokens)
+        self.settlement.held(held)
+        return held
 
     def settle(
         self, call: Call, held: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
@@ -108,8 +110,8 @@ class Relay:
         if client is not None and operation != client.native_operation:
             body = client.answer(body, target.public_id)
         usage = completion.usage or Usage(
-            prompt_tokens=pricing.estimate_tokens(call.raw_size),
-            completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_tokens(len(raw)),
+            prompt_tokens=pricing.estimate_prompt_tokens(call.body, call.raw_size),
+            completion_tokens=0 if call.operation == EMBEDDINGS else pricing.estimate_answer_tokens(raw),
             estimated=True,
         )
         return body, usage
@@ -146,13 +148,17 @@ class Relay:
             )
             if client is not None and operation != client.native_operation:
                 translator = ClientStream(translator, client.writer(target.public_id))
+            elif client is not None:
+                translator = client.native_stream(translator)
 
             def finished(usage: Usage, outcome: str, first_byte: float | None) -> None:
                 self.observers.streams_changed(-1)
                 self.settle(call, held, usage, 200, outcome, first_byte)
 
             errors = client.error_event if client is not None else openai_chat.error_event
-            stream = StreamedAnswer(call, resp, translator, self.clock, finished, errors)
+            stream = StreamedAnswer(
+                call, resp, translator, self.clock, finished, errors, self.settings.drain_timeout
+            )
             stream.start()
             return stream
         except BaseException:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from gateway.config.providers import ModelConfig
-from gateway.providers.base import Usage
+from gateway.providers.base import Usage, text_weight
 
 
 def _micros(tokens: int, usd_per_million: Decimal) -> Decimal:
@@ -29,9 +31,24 @@ def cost_micros(model: ModelConfig, usage: Usage) -> int:
     return int(total.to_integral_value(rounding=ROUND_CEILING))
 
 
-def estimate_tokens(text_bytes: int) -> int:
-    """Estimate tokens from UTF-8 bytes when the upstream never reported usage."""
-    return math.ceil(text_bytes / 4)
+def estimate_tokens(weight: int) -> int:
+    """Estimate tokens from a text's weight (providers.base.text_weight) when usage never came."""
+    return math.ceil(weight / 4)
+
+
+def estimate_prompt_tokens(body: dict[str, Any], raw_size: int) -> int:
+    """Estimate a prompt's tokens when usage never came: the larger of body bytes / 4 and its weight.
+
+    The body is weighed as parsed, since its raw bytes may spell a CJK character as a \\u escape.
+    Only a request that ends without the upstream's usage pays for this.
+    """
+    weight = text_weight(json.dumps(body, ensure_ascii=False))
+    return estimate_tokens(max(raw_size, weight))
+
+
+def estimate_answer_tokens(raw: bytes) -> int:
+    """Estimate a whole answer's tokens from its body when the upstream reported no usage."""
+    return estimate_tokens(max(len(raw), text_weight(raw.decode("utf-8", "replace"))))
 
 
 def worst_case_micros(model: ModelConfig, prompt_bytes: int, max_output: int) -> int:

@@ -1,12 +1,15 @@
-"""Settle each request exactly once (its usage row and its money), and sweep holds of dead workers."""
+"""Settle each request exactly once (its usage row and its money), and sweep holds of dead workers.
+
+A settlement the database refuses is spooled to local disk and replayed by the hold keeper until
+it is written; the keeper's heartbeat and the sweep's keep list make sure the sweep never takes it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.clock import Clock
 from gateway.config.settings import Settings
@@ -14,12 +17,13 @@ from gateway.observability.observer import Observers, Settled
 from gateway.providers.base import Usage
 from gateway.relay import pricing
 from gateway.relay.call import Call
+from gateway.relay.keeper import HoldKeeper
+from gateway.relay.spool import Spool
 from gateway.store import aggregates, billing
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.relay")
-SETTLE_TRIES = 3
 PRUNE_EVERY = 300.0  # seconds between two retention passes of one process
 PRUNE_BATCHES = 10  # batches per pass: a pass is bounded, and the next one carries on
 
@@ -36,6 +40,12 @@ class Settlement:
         self._next_sweep = 0.0
         self._prune_lock = threading.Lock()
         self._next_prune = 0.0
+        self.spool = Spool(settings.spool_dir)
+        self.keeper = HoldKeeper(db, clock, settings.hold_timeout, self.spool.request_ids, self.replay)
+
+    def held(self, hold: Hold) -> None:
+        """Start the heartbeat of a hold just reserved: it lives as long as its request."""
+        self.keeper.add(hold.request_id)
 
     def settle(
         self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
@@ -69,21 +79,39 @@ class Settlement:
             ttfb_ms=None if first_byte is None else int((first_byte - call.started) * 1000),
             estimated=usage.estimated,
         )
-        for attempt in range(SETTLE_TRIES):
-            try:
-                with self.db.session_scope() as conn:
-                    if not billing.settle(conn, hold, record, self.clock.now()):
-                        log.warning("request %s was already settled or swept", call.request_id)
-                break
-            except Exception:
-                # The hold stays until the sweep if every try fails; say so loudly.
-                log.exception(
-                    "settling request %s failed (try %d of %d)", call.request_id, attempt + 1, SETTLE_TRIES
-                )
-                time.sleep(0.05 * (attempt + 1))
+        self._write(hold, record, self.clock.now())
+        self.keeper.discard(call.request_id)
         self.observers.settled(_event(call, record, overrun))
         self.sweep_if_due()
         self.prune_if_due()
+
+    def _write(self, hold: Hold, record: UsageRecord, now: datetime) -> None:
+        """Settle now, or spool the settlement to be written by the keeper once the database is back."""
+        try:
+            with self.db.session_scope() as conn:
+                if not billing.settle(conn, hold, record, now):
+                    log.warning("request %s was already settled or swept", hold.request_id)
+            return
+        except Exception:
+            log.exception("settling request %s failed; spooling it to settle later", hold.request_id)
+        try:
+            self.spool.put(hold, record, now)
+        except OSError:
+            # Neither the database nor the disk: the hold stays, and the sweep frees it in the end.
+            log.critical("request %s not spooled; its charge is lost", hold.request_id, exc_info=True)
+            return
+        self.keeper.kick()
+
+    def replay(self) -> None:
+        """Write every spooled settlement the database now takes; each is written once."""
+        for entry in self.spool.pending():
+            with self.db.session_scope() as conn:
+                if not billing.settle(conn, entry.hold, entry.record, entry.settled_at):
+                    # Settled by another worker's replay, or swept after an outage longer than
+                    # hold_timeout on another host: nothing more can be charged safely.
+                    log.warning("spooled request %s was already settled or swept", entry.hold.request_id)
+            self.spool.done(entry)
+            log.warning("spooled request %s is settled", entry.hold.request_id)
 
     def sweep_if_due(self) -> None:
         """Release holds of dead workers, at most once a minute per process; no cron needed."""
@@ -93,9 +121,11 @@ class Settlement:
         try:
             self._next_sweep = now + min(60.0, self.settings.hold_timeout / 2)
             with self.db.session_scope() as conn:
-                swept = billing.sweep(conn, timedelta(seconds=self.settings.hold_timeout), self.clock.now())
+                keep = self.keeper.live() | self.spool.request_ids()
+                stale = timedelta(seconds=self.settings.hold_timeout)
+                swept = billing.sweep(conn, stale, self.clock.now(), keep)
             if swept:
-                log.warning("released %d hold(s) older than %ss", swept, self.settings.hold_timeout)
+                log.warning("released %d hold(s) not refreshed for %ss", swept, self.settings.hold_timeout)
         except Exception:
             log.exception("sweeping stale holds failed")
         finally:

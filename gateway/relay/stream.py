@@ -45,7 +45,9 @@ class StreamedAnswer:
     start() reads up to the first bytes for the client, so that a failure before them can still be
     retried or answered with its own status. The WSGI server calls close() when the client goes away
     or the body is done; close() shuts the upstream connection, so the provider stops generating,
-    and calls finished() with what was relayed.
+    and calls finished() with what was relayed. A client gone before the usage event (which most
+    providers send last) leaves the upstream read on, without relaying, for up to drain_s, so the
+    provider's own count, hidden reasoning included, is billed rather than an estimate.
     """
 
     def __init__(
@@ -56,8 +58,10 @@ class StreamedAnswer:
         clock: Clock,
         finished: Finished,
         error_event: ErrorEvent,
+        drain_s: float = 0.0,
     ) -> None:
         self.call = call
+        self.drain_s = drain_s
         self.error_event = error_event
         self.resp = resp
         self.translator = translator
@@ -86,7 +90,15 @@ class StreamedAnswer:
         try:
             if self._head:
                 yield self._head
-            last = self._ended if self._ended is not None else (yield from self._events_gen)
+            last = self._ended
+            while last is None:
+                # Not `yield from`: closing this generator must leave _events_gen open, to drain.
+                try:
+                    out = next(self._events_gen)
+                except StopIteration as stop:
+                    last = stop.value
+                else:
+                    yield out
             # Settle before the last bytes: a client that has seen [DONE] or the error event can
             # already find its usage row, and a disconnect at this point changes nothing.
             self._finish()
@@ -138,10 +150,28 @@ class StreamedAnswer:
         if self._closed:
             return
         self._closed = True
+        if self.outcome == "client_disconnected":
+            self._drain()
         self.resp.close()
         usage = self.translator.usage or Usage(
-            prompt_tokens=pricing.estimate_tokens(self.call.raw_size),
+            prompt_tokens=pricing.estimate_prompt_tokens(self.call.body, self.call.raw_size),
             completion_tokens=pricing.estimate_tokens(self.translator.relayed_bytes),
             estimated=True,
         )
         self.finished(usage, self.outcome, self.first_byte)
+
+    def _drain(self) -> None:
+        """Read on, relaying nothing, until the upstream's usage comes or drain_s is over."""
+        deadline = self.clock.monotonic() + self.drain_s
+        outcome = self.outcome
+        try:
+            while _estimated(self.translator.usage) and self.clock.monotonic() < deadline:
+                next(self._events_gen)  # its output is for a client that is gone
+        except StopIteration:
+            pass  # the upstream finished (or failed in-band): its usage, if any, is in the translator
+        finally:
+            self.outcome = outcome
+
+
+def _estimated(usage: Usage | None) -> bool:
+    return usage is None or usage.estimated

@@ -83,7 +83,9 @@ class Catalog:
         return target
 
     def unpriced(self) -> list[str]:
-        """Return the models served at zero cost because the config gives them no price."""
+        """Return the models served at zero cost because the config gives them no price (nor `free`)."""
         return [
-            t.public_id for t in self.targets.values() if not t.model.priced and t.provider.type != "mock"
+            t.public_id
+            for t in self.targets.values()
+            if not t.model.priced and not t.model.free and t.provider.type != "mock"
         ]

@@ -8,6 +8,7 @@ Functions here take a connection and never commit: the caller owns the transacti
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -96,6 +97,11 @@ _INSERT_HOLD = insert(holds).from_select(
         bindparam("b_amount", type_=BigInteger),
         bindparam("b_now", type_=DateTime(timezone=True)),
     ).where(~exists().where(usage_records.c.request_id == bindparam("b_rid"))),
+)
+_TOUCH = (
+    update(holds)
+    .where(holds.c.request_id.in_(bindparam("b_rids", expanding=True)))
+    .values(heartbeat_at=bindparam("b_now"))
 )
 _DELETE_HOLD = delete(holds).where(holds.c.request_id == bindparam("b_rid"))
 # Unlimited users are not debited; their spend still shows on the key and in usage.
@@ -248,13 +254,27 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     return True
 
 
-def sweep(conn: Connection, older_than: timedelta, now: datetime) -> int:
-    """Release holds left by dead workers, recording each as an abandoned request; return how many."""
-    query = select(holds).where(holds.c.created_at < now - older_than).order_by(holds.c.id)
+def touch(conn: Connection, request_ids: Collection[str], now: datetime) -> int:
+    """Say that these requests still run, so the sweep leaves their holds alone; return how many."""
+    if not request_ids:
+        return 0
+    return conn.execute(_TOUCH, {"b_rids": list(request_ids), "b_now": now}).rowcount
+
+
+def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collection[str] = ()) -> int:
+    """Release holds whose worker stopped refreshing them, each as an abandoned request; return how many.
+
+    A running request's worker refreshes heartbeat_at, so only a dead worker's holds go stale;
+    keep names holds this host still means to settle (its spool), which are never swept.
+    """
+    seen = func.coalesce(holds.c.heartbeat_at, holds.c.created_at)
+    query = select(holds).where(seen < now - older_than).order_by(holds.c.id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     count = 0
     for row in conn.execute(query).all():
+        if row.request_id in keep:
+            continue
         hold = Hold(row.request_id, row.user_id, row.key_id, row.model, row.amount_micros)
         record = UsageRecord(status=0, outcome="abandoned", stream=False, estimated=True)
         if settle(conn, hold, record, now):

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway.clock import as_utc, utcnow
 from gateway.errors import NotFoundError
-from gateway.store import ratelimit
+from gateway.store import changes, ratelimit
 from gateway.store.records import Record
 from gateway.store.tables import api_keys, users
 
@@ -123,7 +123,10 @@ def revoke_key(conn: Connection, id_or_prefix: str, user_id: int | None = None) 
     query = update(api_keys).where(match, api_keys.c.revoked_at.is_(None))
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
-    return conn.execute(query.values(revoked_at=utcnow())).rowcount
+    revoked = conn.execute(query.values(revoked_at=utcnow())).rowcount
+    if revoked:
+        changes.bump(conn)
+    return revoked
 
 
 def _state(row: Row[Any], now: datetime) -> str:
@@ -211,3 +214,4 @@ def update_key(
         return
     if conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(**values)).rowcount != 1:
         raise NotFoundError(f"There is no API key with id {key_id}.", code="key_not_found")
+    changes.bump(conn)

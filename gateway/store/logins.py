@@ -127,10 +127,29 @@ def session_stamp(password_hash: str) -> str:
     return hashlib.sha256(("session:" + password_hash).encode("utf-8")).hexdigest()[:16]
 
 
-def find_session_stamp(conn: Connection, user_id: int) -> str | None:
-    """Return the session_stamp() of a user's current password, or None when there is no password."""
-    password_hash = conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar()
-    return session_stamp(password_hash) if password_hash else None
+def find_session_stamp(conn: Connection, user_id: int) -> tuple[str, int] | None:
+    """Return the session_stamp() of a user's current password and the user's session generation,
+    or None when there is no such user or no password."""
+    row = conn.execute(
+        select(users.c.password_hash, users.c.session_generation).where(users.c.id == user_id)
+    ).first()
+    if row is None or not row.password_hash:
+        return None
+    return session_stamp(row.password_hash), row.session_generation
+
+
+def session_generation(conn: Connection, user_id: int) -> int:
+    """Return the user's current session generation (what a new session records)."""
+    return conn.execute(select(users.c.session_generation).where(users.c.id == user_id)).scalar() or 0
+
+
+def end_sessions(conn: Connection, user_id: int) -> bool:
+    """Sign the user out of every console session, on every host: a copied cookie stops working.
+
+    Return False when there is no such user.
+    """
+    query = update(users).where(users.c.id == user_id)
+    return conn.execute(query.values(session_generation=users.c.session_generation + 1)).rowcount == 1
 
 
 def console_user_ids(conn: Connection) -> set[int]:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
-from gateway.store import aggregates
+from gateway.store import aggregates, changes
+from gateway.store.users import LOCAL_USER
 
 Step = Callable[[Connection], None]
 
@@ -34,8 +35,34 @@ def index_usage_by_time(conn: Connection) -> None:
     )
 
 
+def demote_local_user(conn: Connection) -> None:
+    """Take admin rights from the built-in local user: earlier versions made its keys admin keys."""
+    demoted = conn.execute(
+        text("UPDATE users SET is_admin = :no WHERE email = :email AND is_admin = :yes"),
+        {"no": False, "yes": True, "email": LOCAL_USER},
+    ).rowcount
+    if demoted:
+        changes.bump(conn)  # running gateways cache the old principal
+
+
+def add_hold_heartbeat(conn: Connection) -> None:
+    """Holds carry the time their worker last said the request still runs (issue 12, item 2)."""
+    add_column(conn, "holds", "heartbeat_at", "TIMESTAMP WITH TIME ZONE")
+
+
+def add_session_generation(conn: Connection) -> None:
+    """Give users the counter that sign-out bumps to end their console sessions (issue 12, item 8)."""
+    add_column(conn, "users", "session_generation", "INTEGER NOT NULL DEFAULT 0")
+
+
 # In order; append new steps at the end.
-STEPS: list[Step] = [index_usage_by_time, aggregates.backfill]
+STEPS: list[Step] = [
+    demote_local_user,
+    add_hold_heartbeat,
+    add_session_generation,
+    index_usage_by_time,
+    aggregates.backfill,
+]
 
 
 def migrate(conn: Connection) -> None:

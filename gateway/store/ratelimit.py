@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from gateway.errors import NotFoundError, RateLimitError
+from gateway.store import changes
 from gateway.store.tables import api_keys, holds, rate_limit_windows, users
 
 NO_LIMIT = 2**62  # bound in place of NULL, so the statement needs no typed NULL parameter
@@ -153,3 +154,4 @@ def set_limits(conn: Connection, kind: str, subject_id: int, **values: int | Non
     table = users if kind == "user" else api_keys
     if conn.execute(update(table).where(table.c.id == subject_id).values(**values)).rowcount != 1:
         raise NotFoundError(f"There is no {kind} with id {subject_id}.", code=f"{kind}_not_found")
+    changes.bump(conn)  # cached principals carry the limits

@@ -52,6 +52,8 @@ users = Table(
     Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
     _created_at(),
     *_rate_limits(),
+    # Bumped by sign-out and "sign out everywhere": a console session made before it is refused.
+    Column("session_generation", Integer, nullable=False, server_default=text("0")),
 )
 
 api_keys = Table(
@@ -85,6 +87,8 @@ holds = Table(
     Column("model", String(255), nullable=False),
     Column("amount_micros", BigInteger, nullable=False),
     _created_at(),
+    # The worker refreshes it while the request runs; the sweep takes only holds it stopped refreshing.
+    Column("heartbeat_at", DateTime(timezone=True)),
     Index("ix_holds_created_at", "created_at"),
 )
 
@@ -179,4 +183,29 @@ channel_cooldowns = Table(
     _id(),
     Column("channel", String(255), nullable=False, unique=True),
     Column("until_at", DateTime(timezone=True), nullable=False),
+)
+
+# Stored Responses API responses, for previous_response_id and GET/DELETE /v1/responses/{id}: the
+# response object and the input items it answered (the history before it included), per user,
+# until expires_at. channel names the provider/channel that answered natively ("" if translated).
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("channel", String(255), nullable=False, server_default=""),
+    Column("response", Text, nullable=False),
+    Column("input_items", Text, nullable=False),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_responses_expires_at", "expires_at"),
+)
+
+# One row: a counter bumped by every change to a key or a limit (store/changes.py), so the key
+# cache of every process, on every host, learns of it within half a second.
+access_changes = Table(
+    "access_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
 )

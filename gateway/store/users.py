@@ -16,7 +16,7 @@ from gateway.store import ratelimit
 from gateway.store.records import Record
 from gateway.store.tables import users
 
-LOCAL_USER = "local@gateway"  # owns keys created without --user; unlimited
+LOCAL_USER = "local@gateway"  # owns keys created without --user; unlimited, never an admin
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
@@ -85,11 +85,15 @@ def create_user(
 
 
 def local_user_id(conn: Connection) -> int:
-    """Return the built-in unlimited user's id, creating it on first use."""
+    """Return the built-in unlimited user's id, creating it on first use.
+
+    Not an admin: the quickstart's key must not be able to credit anyone. Admin rights come only
+    from a user created with --admin or from the operator's GATEWAY_ADMIN_TOKEN.
+    """
     row = find_user(conn, LOCAL_USER)
     if row is not None:
         return row.id
-    return create_user(conn, LOCAL_USER, is_admin=True, unlimited=True)
+    return create_user(conn, LOCAL_USER, unlimited=True)
 
 
 def check_email(email: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError
+from gateway.providers.base import StreamTranslator
 
 
 class StreamWriter(Protocol):
@@ -50,6 +51,10 @@ class ClientFormat(Protocol):
 
     def writer(self, public_model: str) -> StreamWriter:
         """Return a fresh writer for one translated stream."""
+        ...
+
+    def native_stream(self, translator: StreamTranslator) -> StreamTranslator:
+        """Return the stream translator of a native relay, wrapped if the format needs to see it."""
         ...
 
     def error_event(self, exc: GatewayError, request_id: str) -> bytes:

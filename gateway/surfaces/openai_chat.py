@@ -1,7 +1,8 @@
 """OpenAI's chat completions, legacy completions and embeddings as client requests: the canonical form.
 
-parse() checks the fields the gateway itself reads (the rest goes upstream untouched) and returns a
-ParsedRequest: the body, and what the hold needs to know of it, read from the parsed JSON.
+parse() checks the fields the gateway itself reads, drops or refuses those the prices cannot price
+(surfaces/priced_fields.py; the rest goes upstream untouched) and returns a ParsedRequest: the body,
+and what the hold needs to know of it, read from the parsed JSON.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.providers.events import encode_data
+from gateway.surfaces import priced_fields
 from gateway.surfaces.base import ClientFormat
 
 # The hold multiplies max_tokens by a price: 10**30 tokens overflowed the BIGINT micro-units (a 500).
@@ -134,6 +136,8 @@ class ParsedRequest:
 def parse(operation: str, body: dict[str, Any], client: ClientFormat | None = None) -> ParsedRequest:
     """Check a decoded JSON body for an operation; raise a 400 naming the field that is wrong."""
     VALIDATORS[operation](body)
+    if operation != EMBEDDINGS:
+        body = priced_fields.unpriced(body)
     stream = body.get("stream") is True and operation != EMBEDDINGS
     images = count_images(body.get("messages")) if operation == CHAT else 0
     return ParsedRequest(operation, body, stream, images, client)

@@ -13,7 +13,8 @@ reported in each format's own fields, and every request is recorded with what it
 
     AgentAnthropic  POST /v1/messages (events as Anthropic sends them) and /v1/messages/count_tokens;
                     the model "slow" streams a word every 50 ms until the client hangs up
-    AgentOpenAI     POST /v1/chat/completions (chunks and a usage chunk)
+    AgentOpenAI     POST /v1/chat/completions (chunks and a usage chunk); Codex's exec_command
+                    runs `cat <path>` where Claude Code's Read would read it
     AgentGemini     POST /v1beta/models/{m}:generateContent and :streamGenerateContent?alt=sse
 """
 
@@ -61,6 +62,16 @@ def decide(last_user_text: str, tool_results: list[str], offers_read: bool) -> T
     if offers_read and path:
         return Turn(None, path.group(1))
     return Turn("Nothing to do.")
+
+
+def tool_for(names: list[Any]) -> str | None:
+    """Return the file-reading tool on offer: Claude Code's Read, or Codex's exec_command."""
+    return next((name for name in ("Read", "exec_command") if name in names), None)
+
+
+def tool_arguments(tool: str | None, path: str) -> str:
+    """Return the arguments that make the tool show the file."""
+    return json.dumps({"cmd": f"cat {path}"} if tool == "exec_command" else {"file_path": path})
 
 
 def _text_of(content: Any) -> str:
@@ -152,7 +163,8 @@ class AgentAnthropic(_Agent):
         names = [t.get("name") for t in body.get("tools") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide(_text_of(users[-1]["content"]) if users else "", results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide(_text_of(users[-1]["content"]) if users else "", results, tool is not None)
         usage = {
             "input_tokens": PROMPT_TOKENS - CACHE_READ,
             "cache_creation_input_tokens": 0,
@@ -164,8 +176,8 @@ class AgentAnthropic(_Agent):
         if turn.text is not None:
             block, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": turn.text}]
         else:
-            block = {"type": "tool_use", "id": CALL_ID, "name": "Read", "input": {}}
-            arguments = json.dumps({"file_path": turn.path})
+            block = {"type": "tool_use", "id": CALL_ID, "name": tool or "Read", "input": {}}
+            arguments = tool_arguments(tool, turn.path)
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in (arguments[:5], arguments[5:])]
         stop = "end_turn" if turn.text is not None else "tool_use"
         message = {"id": "msg_agent", "type": "message", "role": "assistant", "model": body.get("model")}
@@ -173,7 +185,7 @@ class AgentAnthropic(_Agent):
             whole = (
                 dict(block, text=turn.text)
                 if turn.text is not None
-                else dict(block, input={"file_path": turn.path})
+                else dict(block, input=json.loads(tool_arguments(tool, turn.path)))
             )
             handler.send_json(
                 200, dict(message, content=[whole], stop_reason=stop, stop_sequence=None, usage=usage)
@@ -247,7 +259,8 @@ class AgentOpenAI(_Agent):
         names = [t.get("function", {}).get("name") for t in body.get("tools") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide(_text_of(users[-1]["content"]) if users else "", results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide(_text_of(users[-1]["content"]) if users else "", results, tool is not None)
         usage = {
             "prompt_tokens": PROMPT_TOKENS,
             "completion_tokens": turn.completion_tokens,
@@ -258,7 +271,7 @@ class AgentOpenAI(_Agent):
         call = {
             "id": "call_agent_1",
             "type": "function",
-            "function": {"name": "Read", "arguments": json.dumps({"file_path": turn.path})},
+            "function": {"name": tool or "Read", "arguments": tool_arguments(tool, turn.path)},
         }
         head = {"id": "chatcmpl-agent", "created": 1700000000, "model": body.get("model")}
         if not body.get("stream"):
@@ -305,7 +318,8 @@ class AgentGemini(_Agent):
         names = [d.get("name") for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()]
         if not self._guard(handler, bool(names)):
             return
-        turn = decide("\n".join(texts), results, "Read" in names)
+        tool = tool_for(names)
+        turn = decide("\n".join(texts), results, tool is not None)
         usage = {
             "promptTokenCount": PROMPT_TOKENS,
             "candidatesTokenCount": turn.completion_tokens,
@@ -315,7 +329,9 @@ class AgentGemini(_Agent):
         part: dict[str, Any] = (
             {"text": turn.text}
             if turn.text is not None
-            else {"functionCall": {"name": "Read", "args": {"file_path": turn.path}}}
+            else {
+                "functionCall": {"name": tool or "Read", "args": json.loads(tool_arguments(tool, turn.path))}
+            }
         )
         candidate = {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
         answer = {"candidates": [candidate], "usageMetadata": usage, "responseId": "agent-1"}

@@ -4,6 +4,7 @@ The upstream model id in the request body picks the behaviour:
 
     chat          echo the last user message, one word a chunk; a usage chunk if include_usage is set
     slow          one chunk every 50 ms: max_tokens chunks (at most 400, so at most ~20 s)
+    flood         FLOOD_CHUNKS chunks of FLOOD_WORD as fast as the socket takes them (~8 MB)
     keepalive     three ': keep-alive' comments 200 ms apart, then as chat
     cut           two content chunks, then the socket closes mid-body (no finish_reason, no [DONE])
     truncated     two content chunks, then a clean end of body without finish_reason or [DONE]
@@ -29,9 +30,12 @@ SECRET = "sk-fake-upstream-secret"
 TICK = 0.05  # seconds between chunks of the slow model
 KEEPALIVE_GAP = 0.2
 MAX_SLOW_CHUNKS = 400
+FLOOD_CHUNKS = 2000  # with FLOOD_WORD: more than every socket buffer between here and a client
+FLOOD_WORD = "x" * 4000
 MODELS = (
     "chat",
     "slow",
+    "flood",
     "keepalive",
     "cut",
     "truncated",
@@ -125,6 +129,8 @@ class FakeUpstream(LoopbackServer):
         if model == "slow":
             cap = body.get("max_tokens") or body.get("max_completion_tokens") or MAX_SLOW_CHUNKS
             words = [f"w{i}" for i in range(min(int(cap), MAX_SLOW_CHUNKS))]
+        elif model == "flood":
+            words = [FLOOD_WORD] * FLOOD_CHUNKS
         elif model in ("chat", "keepalive"):
             words = _words(body)
         else:

@@ -234,3 +234,45 @@ def test_a_chat_stream_cut_before_message_delta_bills_the_text_relayed():
     end = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 90}}
     translator.feed(Event(data=json.dumps(end).encode(), event="message_delta"))
     assert translator.usage == Usage(prompt_tokens=20, completion_tokens=90)
+
+
+@pytest.mark.parametrize(
+    "upstream_id, option, adaptive",
+    [
+        ("claude-opus-4-7", None, True),
+        ("claude-sonnet-4-6", None, True),
+        ("claude-sonnet-5", None, True),
+        ("claude-sonnet-4-5-20250929", None, False),
+        ("claude-3-7-sonnet-20250219", None, False),
+        ("claude-sonnet-4-20250514", None, False),
+        ("my-private-model", "adaptive", True),
+        ("claude-opus-4-7", "budget", False),
+    ],
+)
+def test_reasoning_effort_on_an_adaptive_model_is_an_effort_not_a_budget(upstream_id, option, adaptive):
+    model = ModelConfig(name="m", upstream_id=upstream_id, thinking=option)
+    provider = ProviderConfig(
+        name="acme", type="anthropic", base_url=BASE_URL, api_key=SECRET, models=(model,)
+    )
+    body = {"messages": [{"role": "user", "content": "Hi"}], "reasoning_effort": "medium", "top_p": 0.9}
+    sent = json.loads(AnthropicAdapter(provider).build_request(body, upstream_id, False).body)
+    if adaptive:
+        assert (sent["thinking"], sent["output_config"]) == ({"type": "adaptive"}, {"effort": "medium"})
+    else:
+        assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+        assert "output_config" not in sent
+    assert "top_p" not in sent
+
+
+@pytest.mark.parametrize(
+    "upstream_id, both", [("claude-opus-4-7", False), ("claude-sonnet-4-20250514", True)]
+)
+def test_temperature_and_top_p_together_only_reach_models_that_take_both(upstream_id, both):
+    model = ModelConfig(name="m", upstream_id=upstream_id)
+    provider = ProviderConfig(
+        name="acme", type="anthropic", base_url=BASE_URL, api_key=SECRET, models=(model,)
+    )
+    body = {"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.3, "top_p": 0.9}
+    sent = json.loads(AnthropicAdapter(provider).build_request(body, upstream_id, False).body)
+    assert sent["temperature"] == 0.3
+    assert ("top_p" in sent) is both

@@ -77,6 +77,14 @@ def test_relayed_bytes_count_text_reasoning_and_tool_arguments():
     assert translator.relayed_bytes == sum(len(s) for s in names_and_args)
 
 
+def test_relayed_cjk_text_weighs_a_token_a_character():
+    delta = {"index": 0, "delta": {"content": "漢字"}}
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [delta]}
+    raw = b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+    translator = run_stream(raw, False).translator
+    assert translator.relayed_bytes == 8  # two tokens' worth (4 a token); bytes / 4 would be 1.5
+
+
 def test_events_after_done_are_ignored():
     raw = (FIXTURES / "plain_text.sse").read_bytes() + b'data: {"choices":[]}\n\ndata: [DONE]\n\n'
     got = run_stream(raw, client_usage=True)

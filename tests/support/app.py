@@ -41,14 +41,20 @@ class Account:
 
 
 def make_account(
-    app, *, email: str | None = None, balance_micros: int = 0, unlimited: bool = False, **key_options: Any
+    app,
+    *,
+    email: str | None = None,
+    balance_micros: int = 0,
+    unlimited: bool = False,
+    is_admin: bool = False,
+    **key_options: Any,
 ) -> Account:
     """Create a user (or the local unlimited one) with one key."""
     with services(app).db.session_scope() as conn:
         if email is None:
             user_id = local_user_id(conn)
         else:
-            user_id = create_user(conn, email, unlimited=unlimited)
+            user_id = create_user(conn, email, unlimited=unlimited, is_admin=is_admin)
             conn.execute(update(users).where(users.c.id == user_id).values(balance_micros=balance_micros))
         key_id, minted = create_key(conn, user_id, **key_options)
     return Account(user_id, key_id, minted.secret)

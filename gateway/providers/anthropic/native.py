@@ -14,7 +14,7 @@ from typing import Any
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
 from gateway.providers.anthropic.mapping import cut_usage, error_from, usage_from
-from gateway.providers.base import StreamTranslator, Usage
+from gateway.providers.base import StreamTranslator, Usage, text_weight
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
 
@@ -184,7 +184,7 @@ class NativeStreamReader(StreamTranslator):
         if isinstance(delta, dict):
             text = delta.get("text") or delta.get("thinking") or delta.get("partial_json")
             if isinstance(text, str):
-                self.relayed_bytes += len(text.encode("utf-8"))
+                self.relayed_bytes += text_weight(text)
         if self._started is not None:
             self.usage = cut_usage(self._started, self.relayed_bytes)
 

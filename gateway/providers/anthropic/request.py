@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from gateway.config.providers import ProviderConfig
+from gateway.config.providers import ModelConfig, ProviderConfig
 from gateway.errors import InvalidRequestError
 from gateway.providers.base import reasoning_effort, unsupported
 from gateway.providers.messages import arguments_of, text_of
@@ -18,6 +19,9 @@ THINKING_BUDGET = {"low": 1024, "medium": 2048, "high": 4096}
 
 
 MIN_THINKING_BUDGET = 1024
+
+# claude-<family>-<major>[-<minor>], the minor being one or two digits (a date is eight).
+_GENERATION = re.compile(r"claude-[a-z]+-(\d+)(?:-(\d{1,2}))?(?!\d)")
 
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -174,7 +178,10 @@ def build_body(
     for name in ("top_p", "top_k", "thinking"):
         if body.get(name) is not None:
             out[name] = body[name]
-    _thinking(out, reasoning_effort(body), provider.name)
+    adaptive = _adaptive(upstream_model, model)
+    if adaptive and "temperature" in out and "top_p" in out:
+        del out["top_p"]  # these models refuse both together; temperature is the one clients mean
+    _thinking(out, reasoning_effort(body), provider.name, adaptive)
     stop = body.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -191,14 +198,33 @@ def build_body(
     return out
 
 
-def _thinking(out: dict[str, Any], effort: str | None, provider: str) -> None:
+def _adaptive(upstream_model: str, model: ModelConfig | None) -> bool:
+    """Whether the model thinks adaptively: its `thinking` option, else Claude 4.6 or later by name."""
+    if model is not None and model.thinking is not None:
+        return model.thinking == "adaptive"
+    found = _GENERATION.search(upstream_model)
+    if found is None:
+        return False
+    major, minor = int(found[1]), int(found[2] or 0)
+    return (major, minor) >= (4, 6)
+
+
+def _thinking(out: dict[str, Any], effort: str | None, provider: str, adaptive: bool) -> None:
     """Turn reasoning_effort into extended thinking, unless the request sets thinking itself.
 
-    The budget counts against max_tokens and must be at least 1024 and below it. Thinking takes
-    no temperature, top_k or top_p change, so those are dropped rather than refused.
+    Adaptive models (Claude 4.6 and later; Opus 4.7 refuses budget_tokens) take an effort. Others
+    take a budget, which counts against max_tokens and must
+    be at least 1024 and below it. Thinking takes no temperature, top_k or top_p change, so those
+    are dropped rather than refused.
     """
     budget = THINKING_BUDGET.get(effort or "none", 0)
     if not budget or "thinking" in out:
+        return
+    if adaptive:
+        out["thinking"] = {"type": "adaptive"}
+        out["output_config"] = {"effort": effort}  # low, medium and high are Anthropic's names too
+        for name in ("temperature", "top_k", "top_p"):
+            out.pop(name, None)
         return
     budget = min(budget, out["max_tokens"] - 1)
     if budget < MIN_THINKING_BUDGET:

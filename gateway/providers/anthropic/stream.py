@@ -9,7 +9,7 @@ from typing import Any
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
 from gateway.providers.anthropic.mapping import FINISH, cut_usage, error_from, usage_from
-from gateway.providers.base import StreamTranslator, Usage, as_object
+from gateway.providers.base import StreamTranslator, Usage, as_object, text_weight
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event, encode_comment
 
@@ -94,7 +94,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         if kind == "tool_use":
             number = self._calls[index] = len(self._calls)
             name = str(block.get("name") or "")
-            self._relayed(len(name.encode()))
+            self._relayed(text_weight(name))
             call = {"index": number, "id": block.get("id", ""), "type": "function"}
             call["function"] = {"name": name, "arguments": ""}
             return [self.out.delta({"tool_calls": [call]})]
@@ -112,7 +112,7 @@ class AnthropicStreamTranslator(StreamTranslator):
             return [self._text("content", delta["text"])]
         if kind == "input_json_delta" and index in self._calls:
             piece = str(delta.get("partial_json") or "")
-            self._relayed(len(piece.encode()))
+            self._relayed(text_weight(piece))
             call = {"index": self._calls[index], "function": {"arguments": piece}}
             return [self.out.delta({"tool_calls": [call]})] if piece else []
         if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
@@ -144,7 +144,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.usage = exact if exact is None or self._delta_seen else cut_usage(exact, self.relayed_bytes)
 
     def _text(self, name: str, text: str) -> bytes:
-        self._relayed(len(text.encode("utf-8")))
+        self._relayed(text_weight(text))
         return self.out.delta({name: text})
 
     def _relayed(self, size: int) -> None:

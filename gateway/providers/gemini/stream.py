@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.config.providers import ProviderConfig
 from gateway.errors import UpstreamProtocolError
-from gateway.providers.base import StreamTranslator, Usage, as_object
+from gateway.providers.base import StreamTranslator, Usage, as_object, text_weight
 from gateway.providers.chunks import ChunkWriter
 from gateway.providers.events import Event
 from gateway.providers.gemini.mapping import error_from, finish_reason, parts_to_message, usage_from
@@ -81,16 +81,16 @@ class GeminiStreamTranslator(StreamTranslator):
         text, reasoning, calls = parts_to_message(content.get("parts"), self.new_id)
         out = []
         if reasoning:
-            self.relayed_bytes += len(reasoning.encode("utf-8"))
+            self.relayed_bytes += text_weight(reasoning)
             out.append(self.out.delta({"reasoning_content": reasoning}, index))
         if text:
-            self.relayed_bytes += len(text.encode("utf-8"))
+            self.relayed_bytes += text_weight(text)
             out.append(self.out.delta({"content": text}, index))
         if calls:
             # Gemini sends each call whole: one delta with its id, name and all of its arguments.
             first = self._calls.get(index, 0)
             for k, call in enumerate(calls):
-                self.relayed_bytes += len(call["function"]["arguments"].encode("utf-8"))
+                self.relayed_bytes += text_weight(call["function"]["arguments"])
                 call["index"] = first + k
             self._calls[index] = first + len(calls)
             out.append(self.out.delta({"tool_calls": calls}, index))

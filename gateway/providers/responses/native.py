@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
-from gateway.providers.base import StreamTranslator, Usage, token_count
+from gateway.providers.base import Completion, StreamTranslator, Usage, text_weight, token_count
 from gateway.providers.chunks import dumps
 from gateway.providers.events import Event, encode_comment
 from gateway.providers.responses.events import encode_event, failure_events, loads_object, numbered
@@ -62,6 +62,19 @@ def native_whole(raw: bytes, public_model: str) -> tuple[bytes, Usage | None, di
     return dumps(data), usage_from_responses(data.get("usage")), data
 
 
+def native_other(raw: bytes, public_model: str) -> Completion:
+    """Return an input_tokens count or a compaction as the upstream gave it, with the client's model.
+
+    :raises UpstreamProtocolError: when the body is not a JSON object.
+    """
+    data = loads_object(raw)
+    if data is None:
+        raise UpstreamProtocolError("The upstream sent a body that is not a JSON object.")
+    if "model" in data:
+        data["model"] = public_model
+    return Completion(body=dumps(data), usage=usage_from_responses(data.get("usage")))
+
+
 class NativeStreamReader(StreamTranslator):
     """Relays one upstream Responses stream event by event, with the client's model id.
 
@@ -97,7 +110,7 @@ class NativeStreamReader(StreamTranslator):
         if isinstance(data.get("sequence_number"), int):
             self._sequence = data["sequence_number"]
         if kind in DELTAS and isinstance(data.get("delta"), str):
-            self.relayed_bytes += len(data["delta"].encode("utf-8"))
+            self.relayed_bytes += text_weight(data["delta"])
         if kind in TERMINAL:
             self._ended = True
         if kind in ("response.output_item.added", "response.output_item.done") and isinstance(
@@ -110,6 +123,11 @@ class NativeStreamReader(StreamTranslator):
         elif b"\n" not in event.data:
             return [_frame(event.event, event.data)]  # relayed as it came, without re-encoding
         return [_frame(event.event, dumps(data))]
+
+    @property
+    def ended(self) -> bool:
+        """Whether a terminal event has been relayed (or our own failure written)."""
+        return self._ended
 
     def finish(self) -> list[bytes]:
         if not self._ended:

@@ -13,8 +13,8 @@ from typing import Any
 
 from gateway.errors import GatewayError, UpstreamProtocolError
 from gateway.providers.anthropic.native import forwarded_headers
-from gateway.providers.base import CHAT, MESSAGES
-from gateway.surfaces import openai_chat
+from gateway.providers.base import CHAT, MESSAGES, StreamTranslator
+from gateway.surfaces import openai_chat, priced_fields
 from gateway.surfaces.anthropic_messages import mapping, request, response
 from gateway.surfaces.anthropic_messages.errors import envelope
 from gateway.surfaces.anthropic_messages.stream import MessagesStreamWriter
@@ -40,6 +40,9 @@ class MessagesFormat:
     def writer(self, public_model: str) -> MessagesStreamWriter:
         return MessagesStreamWriter(public_model)
 
+    def native_stream(self, translator: StreamTranslator) -> StreamTranslator:
+        return translator  # relayed as it is
+
     def error_event(self, exc: GatewayError, request_id: str) -> bytes:
         """Return Anthropic's in-band `event: error`, with the envelope a whole answer would carry."""
         return mapping.event(envelope(exc, request_id))
@@ -49,7 +52,8 @@ def parse(body: dict[str, Any], headers: Mapping[str, str]) -> openai_chat.Parse
     """Check a Messages body and return it in the canonical form, carrying its own format; raise a 400."""
     canonical = request.to_canonical(body)
     client = MessagesFormat(
-        native_body=body,
+        # Anthropic's service_tier may choose its Priority Tier, at its own rate: dropped, as on chat.
+        native_body=priced_fields.unpriced(body),
         forward_headers=tuple(forwarded_headers(headers)),
         dropped=tuple(request.unknown_fields(body)),
     )
