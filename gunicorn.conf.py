@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 
 import gunicorn.util
@@ -29,7 +31,8 @@ def _usable_cpus() -> int:
 workers = int(os.environ.get("GATEWAY_WORKERS") or _usable_cpus())
 threads = int(os.environ.get("GATEWAY_THREADS") or max(64, -(-1024 // workers)))
 timeout = 60
-graceful_timeout = 30
+# On reload or stop, old workers stop accepting and get this long to finish what they serve (streams).
+graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT") or 30)
 keepalive = 5
 # gunicorn 23+ opens a control socket at one fixed path per user; several gateways on one host
 # (or the tests' two) would fight over it, and the gateway does not use it.
@@ -61,7 +64,12 @@ logconfig_dict = {
 # prometheus-client multiprocess mode: every worker writes its samples to files in this folder and a
 # scrape of any worker reads them all. One folder per master, emptied at start, so two gateways on one
 # host never mix their numbers. It must be in the environment before workers import prometheus_client.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+# A reload reads this file again, with the folder already in the environment: remember whose it is.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or (
+    os.environ.get("GATEWAY_OWNS_METRICS_DIR") == str(os.getpid())
+)
+if _own_metrics_dir:
+    os.environ["GATEWAY_OWNS_METRICS_DIR"] = str(os.getpid())
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
     os.path.abspath("var"), "prometheus", str(os.getpid())
 )
@@ -71,6 +79,31 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 def on_starting(server):
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def _config_check() -> subprocess.CompletedProcess[str]:
+    # In a child process, so the master never imports the app (and never holds its memory).
+    command = [sys.executable, "-c", "from gateway.cli import main; main()", "check"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def when_ready(server):
+    """Check the configuration before each reload (SIGHUP, systemctl reload); refuse a broken one.
+
+    gunicorn itself would start new workers on a broken file, which then fail to boot and take the
+    whole server down. Checked first, the old workers keep serving the old configuration instead.
+    """
+    reload = server.handle_hup
+
+    def checked_reload():
+        proc = _config_check()
+        if proc.returncode != 0:
+            reason = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            server.log.error("reload refused, the workers keep the running configuration: %s", reason[0])
+            return
+        reload()
+
+    server.handle_hup = checked_reload
 
 
 def child_exit(server, worker):

@@ -84,6 +84,27 @@ CREATE TABLE IF NOT EXISTS usage_records (
 );
 CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);
+CREATE INDEX IF NOT EXISTS ix_usage_records_created_at_id ON usage_records (created_at, id);
+
+-- Sums of usage_records per UTC hour, user, key and model, kept in the settlement's transaction;
+-- they outlive the raw rows when usage_retention_days is set.
+CREATE TABLE IF NOT EXISTS usage_hourly (
+    id                BIGSERIAL PRIMARY KEY,
+    hour_at           TIMESTAMP WITH TIME ZONE NOT NULL,   -- the hour's start, UTC
+    user_id           BIGINT NOT NULL REFERENCES users (id),
+    key_id            BIGINT NOT NULL REFERENCES api_keys (id),
+    model             VARCHAR(255) NOT NULL,
+    team_id           BIGINT,                              -- filled once teams exist (issue 15)
+    requests          BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens     BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens     BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens  BIGINT NOT NULL DEFAULT 0,
+    cost_micros       BIGINT NOT NULL DEFAULT 0,
+    CONSTRAINT uq_usage_hourly UNIQUE (hour_at, user_id, key_id, model)
+);
+CREATE INDEX IF NOT EXISTS ix_usage_hourly_user_id_hour_at ON usage_hourly (user_id, hour_at);
+CREATE INDEX IF NOT EXISTS ix_usage_hourly_key_id_hour_at ON usage_hourly (key_id, hour_at);
 
 -- Console sign-in attempts per account (SHA-256 of the email) in a fixed window, shared by all workers.
 CREATE TABLE IF NOT EXISTS login_attempts (
@@ -100,6 +121,13 @@ CREATE TABLE IF NOT EXISTS rate_limit_windows (
     window_minute     BIGINT NOT NULL,           -- minutes since the Unix epoch
     requests          INTEGER NOT NULL DEFAULT 0,
     tokens            BIGINT NOT NULL DEFAULT 0
+);
+
+-- Channels benched after a failure ('provider/channel'), shared by all workers and hosts, moved in place.
+CREATE TABLE IF NOT EXISTS channel_cooldowns (
+    id                BIGSERIAL PRIMARY KEY,
+    channel           VARCHAR(255) NOT NULL UNIQUE,
+    until_at          TIMESTAMP WITH TIME ZONE NOT NULL
 );
 
 -- Stored Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}), per user,

@@ -18,7 +18,8 @@ from gateway import clock
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.relay.spool import Spool
-from gateway.store import billing, logins, ratelimit, usage
+from gateway.routing.catalog import Catalog
+from gateway.store import aggregates, billing, logins, ratelimit, usage
 from gateway.store.database import Database
 from gateway.store.keys import create_key, list_keys, revoke_key
 from gateway.store.records import Record
@@ -120,6 +121,28 @@ def db_init() -> None:
     with _store(database) as conn:
         local_user_id(conn)
     click.echo("database ready")
+
+
+@db.command("prune")
+@click.option("--days", type=click.IntRange(1), default=None, help="Instead of usage_retention_days.")
+def db_prune(days: int | None) -> None:
+    """Delete usage rows older than the retention now, in small batches; the hourly sums stay."""
+    settings = _settings()
+    days = days or settings.usage_retention_days
+    if days <= 0:
+        raise click.ClickException("no retention: set usage_retention_days or pass --days")
+    database, total, deleted = Database(settings.database_url, pool_size=1), 0, aggregates.PRUNE_BATCH
+    while deleted == aggregates.PRUNE_BATCH:
+        with _store(database) as conn:
+            deleted = aggregates.prune_batch(conn, days, clock.utcnow())
+        total += deleted
+    click.echo(f"deleted {total} usage row(s) older than {days} day(s)")
+
+
+@main.command("check")
+def check() -> None:
+    """Load the configuration as a worker would (run before each reload); exit 1 if it is broken."""
+    click.echo(f"configuration ok: {len(Catalog(_settings()).targets)} model(s)")
 
 
 @main.group()

@@ -17,7 +17,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
 )
 from gateway.routing.catalog import Catalog, Target
-from gateway.routing.failover import MAX_COOLDOWN, Failover, retry_after, retryable
+from gateway.routing.failover import MAX_COOLDOWN, PULL_EVERY, Failover, retry_after, retryable
 
 
 class FakeClock:
@@ -228,3 +228,58 @@ def test_a_429_benches_its_channel_for_the_longer_of_cooldown_and_retry_after(he
     assert c0.key not in keys(failover.plan([target]))
     clock.advance(0.1)
     assert c0.key in keys(failover.plan([target]))
+
+
+class Board:
+    """A CooldownBoard in memory: what two workers' Failovers would share through the store."""
+
+    def __init__(self, clock: FakeClock, broken: bool = False) -> None:
+        self.clock = clock
+        self.until: dict[str, float] = {}
+        self.reads = 0
+        self.broken = broken
+
+    def post(self, channel: str, seconds: float) -> None:
+        if self.broken:
+            raise OSError("store down")
+        self.until[channel] = max(self.until.get(channel, 0.0), self.clock() + seconds)
+
+    def read(self) -> dict[str, float]:
+        self.reads += 1
+        if self.broken:
+            raise OSError("store down")
+        return {k: u - self.clock() for k, u in self.until.items() if u > self.clock()}
+
+
+def test_one_workers_failure_benches_the_channel_for_another_within_the_pull_interval():
+    clock = FakeClock()
+    board = Board(clock)
+    target = catalog(cooldown=30).resolve("up:m")
+    first, second = (Failover(clock=clock, rng=lambda: 0.5, board=board) for _ in range(2))
+    assert keys(second.plan([target]))[0] == "up/c0"  # has read the empty board
+    first.failed(target, target.channels[0], down())
+    assert keys(second.plan([target]))[0] == "up/c0", "reads at most every PULL_EVERY seconds"
+    clock.advance(PULL_EVERY)
+    assert keys(second.plan([target])) == ["up/c1"]
+    clock.advance(30 - PULL_EVERY)
+    assert keys(second.plan([target])) == ["up/c0", "up/c1"], "the shared cooldown ends on time"
+
+
+def test_the_board_is_read_once_per_interval_however_many_requests_plan():
+    clock = FakeClock()
+    board = Board(clock)
+    failover = Failover(clock=clock, board=board)
+    target = catalog().resolve("up:m")
+    for _ in range(50):
+        failover.plan([target])
+    assert board.reads == 1
+
+
+def test_a_broken_board_fails_open_and_the_worker_still_benches_locally():
+    clock = FakeClock()
+    failover = Failover(clock=clock, rng=lambda: 0.5, board=Board(clock, broken=True))
+    target = catalog(cooldown=30).resolve("up:m")
+    assert keys(failover.plan([target]))[0] == "up/c0"
+    failover.failed(target, target.channels[0], down())
+    clock.advance(PULL_EVERY)
+    assert keys(failover.plan([target])) == ["up/c1"]

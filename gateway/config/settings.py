@@ -45,6 +45,7 @@ class Settings:
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
     response_retention_days: int = 30  # stored Responses API responses; 0 stores none
+    usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (hourly sums stay)
 
 
 def normalise_database_url(url: str) -> str:
@@ -100,6 +101,7 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", str),
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
     "GATEWAY_RESPONSE_RETENTION_DAYS": ("response_retention_days", int),
+    "GATEWAY_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -115,6 +117,7 @@ _TOML_FIELDS = {
     "db_lock_timeout": float,
     "db_statement_timeout": float,
     "response_retention_days": int,
+    "usage_retention_days": int,
 }
 _TOML_TABLES = ("gateway", "providers", "aliases")
 

@@ -17,6 +17,7 @@ from gateway.relay.stream import ClientStream, StreamedAnswer
 from gateway.routing.catalog import Channel, Target
 from gateway.routing.failover import Failover
 from gateway.store.billing import Hold
+from gateway.store.cooldowns import SharedCooldowns
 from gateway.store.database import Database
 from gateway.surfaces import openai_chat
 from gateway.upstream.transport import Upstream
@@ -40,7 +41,7 @@ class Relay:
         self.upstream = upstream
         self.clock = clock
         self.observers = Observers(observers)
-        self.failover = Failover(clock=clock.monotonic)
+        self.failover = Failover(clock=clock.monotonic, board=SharedCooldowns(db, clock))
         self.settlement = Settlement(settings, db, clock, self.observers)
 
     def reserve(self, call: Call) -> Hold:

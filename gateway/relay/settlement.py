@@ -19,11 +19,13 @@ from gateway.relay import pricing
 from gateway.relay.call import Call
 from gateway.relay.keeper import HoldKeeper
 from gateway.relay.spool import Spool
-from gateway.store import billing
+from gateway.store import aggregates, billing
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.relay")
+PRUNE_EVERY = 300.0  # seconds between two retention passes of one process
+PRUNE_BATCHES = 10  # batches per pass: a pass is bounded, and the next one carries on
 
 
 class Settlement:
@@ -36,6 +38,8 @@ class Settlement:
         self.observers = observers
         self._sweep_lock = threading.Lock()
         self._next_sweep = 0.0
+        self._prune_lock = threading.Lock()
+        self._next_prune = 0.0
         self.spool = Spool(settings.spool_dir)
         self.keeper = HoldKeeper(db, clock, settings.hold_timeout, self.spool.request_ids, self.replay)
 
@@ -79,6 +83,7 @@ class Settlement:
         self.keeper.discard(call.request_id)
         self.observers.settled(_event(call, record, overrun))
         self.sweep_if_due()
+        self.prune_if_due()
 
     def _write(self, hold: Hold, record: UsageRecord, now: datetime) -> None:
         """Settle now, or spool the settlement to be written by the keeper once the database is back."""
@@ -125,6 +130,23 @@ class Settlement:
             log.exception("sweeping stale holds failed")
         finally:
             self._sweep_lock.release()
+
+    def prune_if_due(self) -> None:
+        """Delete usage rows past usage_retention_days, a few batches every PRUNE_EVERY seconds."""
+        days = self.settings.usage_retention_days
+        now = self.clock.monotonic()
+        if days <= 0 or now < self._next_prune or not self._prune_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_prune = now + PRUNE_EVERY
+            for _ in range(PRUNE_BATCHES):
+                with self.db.session_scope() as conn:
+                    if aggregates.prune_batch(conn, days, self.clock.now()) < aggregates.PRUNE_BATCH:
+                        break
+        except Exception:
+            log.exception("deleting usage rows past the retention failed")
+        finally:
+            self._prune_lock.release()
 
 
 def _event(call: Call, record: UsageRecord, overrun: int) -> Settled:

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import DuplicateRequestError, InsufficientQuotaError, InvalidRequestError, NotFoundError
+from gateway.store import aggregates
 from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
 
 OUTCOMES = ("ok", "upstream_error", "client_disconnected", "timeout", "abandoned")
@@ -149,6 +150,7 @@ _RESERVE_PG = text(
     """
 )
 _USAGE_FIELDS = [f.name for f in fields(UsageRecord)]
+# Built from constants only (the hourly upsert is shared with the SQLite path), never from input.
 _SETTLE_PG = text(
     """
     WITH h AS (
@@ -172,9 +174,12 @@ _SETTLE_PG = text(
                :u_cost_micros, :u_latency_ms, :u_ttfb_ms, :u_estimated
         WHERE EXISTS (SELECT 1 FROM k)
         RETURNING id
+    ), a AS (
+        {add_hourly}
+        RETURNING id
     )
     SELECT count(*) FROM r
-    """
+    """.format(add_hourly=aggregates.ADD_SQL.format(where="WHERE EXISTS (SELECT 1 FROM r)"))  # noqa: S608
 )
 
 
@@ -235,8 +240,9 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     """
     binds = _binds(hold, now)
     binds["b_cost"] = record.cost_micros
+    binds["b_hour"] = aggregates.hour_of(now)
+    binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
     if conn.dialect.name == "postgresql":
-        binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
         return conn.execute(_SETTLE_PG, binds).scalar_one() == 1
     if conn.execute(_DELETE_HOLD, binds).rowcount != 1:
         return False
@@ -244,6 +250,7 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     conn.execute(_CHARGE_KEY, binds)
     row = dict(record.__dict__, request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id)
     conn.execute(_INSERT_USAGE, dict(row, model=hold.model, created_at=now))
+    conn.execute(aggregates.ADD, binds)
     return True
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, inspect, text
 
-from gateway.store import changes
+from gateway.store import aggregates, changes
 from gateway.store.users import LOCAL_USER
 
 Step = Callable[[Connection], None]
@@ -26,6 +26,13 @@ def add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
     """Add a column (ddl: its type and default, in SQL both dialects accept) unless it is there."""
     if not has_column(conn, table, column):
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
+def index_usage_by_time(conn: Connection) -> None:
+    """The newest rows for everyone, and the retention's deletes, read usage by (created_at, id)."""
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_usage_records_created_at_id ON usage_records (created_at, id)")
+    )
 
 
 def demote_local_user(conn: Connection) -> None:
@@ -49,7 +56,13 @@ def add_session_generation(conn: Connection) -> None:
 
 
 # In order; append new steps at the end.
-STEPS: list[Step] = [demote_local_user, add_hold_heartbeat, add_session_generation]
+STEPS: list[Step] = [
+    demote_local_user,
+    add_hold_heartbeat,
+    add_session_generation,
+    index_usage_by_time,
+    aggregates.backfill,
+]
 
 
 def migrate(conn: Connection) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -113,6 +114,32 @@ usage_records = Table(
     _created_at(),
     Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_records_key_id_created_at", "key_id", "created_at"),
+    # The newest rows for everyone (the admin's console) and the retention's oldest-first deletes.
+    Index("ix_usage_records_created_at_id", "created_at", "id"),
+)
+
+# Sums of usage_records per UTC hour, user, key and model, kept in the settlement's transaction, so
+# reports read a row per hour instead of a row per request, and survive the raw rows' retention.
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    _id(),
+    Column("hour_at", DateTime(timezone=True), nullable=False),  # the hour's start, UTC
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    Column("model", String(255), nullable=False),
+    # Not written yet: teams (issue 15) fill it from the key's team; until then sums per team join
+    # api_keys on key_id, which is exact as long as a key does not change team.
+    Column("team_id", Id),
+    Column("requests", BigInteger, nullable=False, server_default=text("0")),
+    Column("prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("completion_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cached_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cost_micros", BigInteger, nullable=False, server_default=text("0")),
+    UniqueConstraint("hour_at", "user_id", "key_id", "model", name="uq_usage_hourly"),
+    Index("ix_usage_hourly_user_id_hour_at", "user_id", "hour_at"),
+    Index("ix_usage_hourly_key_id_hour_at", "key_id", "hour_at"),
 )
 
 ledger_entries = Table(
@@ -146,6 +173,16 @@ rate_limit_windows = Table(
     Column("window_minute", BigInteger, nullable=False),  # minutes since the Unix epoch
     Column("requests", Integer, nullable=False, server_default=text("0")),
     Column("tokens", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# Channels benched after a failure ("provider/channel"), shared by every worker and host: one row a
+# channel, moved forward in place, so the table never grows beyond the configured channels.
+channel_cooldowns = Table(
+    "channel_cooldowns",
+    metadata,
+    _id(),
+    Column("channel", String(255), nullable=False, unique=True),
+    Column("until_at", DateTime(timezone=True), nullable=False),
 )
 
 # Stored Responses API responses, for previous_response_id and GET/DELETE /v1/responses/{id}: the

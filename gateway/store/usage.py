@@ -1,21 +1,22 @@
 """Reading the usage records: filtered rows, and sums per user, key, model or day, as JSON-ready dicts.
 
-The sums are one GROUP BY each, served by the (user_id, created_at) and (key_id, created_at) indexes
-when filtered; days are UTC days on SQLite and on PostgreSQL alike.
+The sums are read from the hourly sums (store/aggregates.py), served by their (user_id, hour_at) and
+(key_id, hour_at) indexes when filtered; days are UTC days on SQLite and on PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.clock import as_utc
+from gateway.store import aggregates
 from gateway.store.records import Record
-from gateway.store.tables import api_keys, usage_records, users
+from gateway.store.tables import api_keys, usage_hourly, usage_records, users
 
 GROUPS = ("user", "key", "model", "day")
 DEFAULT_LIMIT = 100
@@ -59,9 +60,7 @@ def _filter(
     if model is not None:
         query = query.where(usage_records.c.model == model)
     if since is not None:
-        # SQLite stores timestamps as text without an offset, all in UTC: compare in UTC.
-        since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
-        query = query.where(usage_records.c.created_at >= since)
+        query = query.where(usage_records.c.created_at >= _as_utc(since))
     return query
 
 
@@ -146,12 +145,11 @@ def list_usage(
     return [UsageRow(**dict(row._mapping, created_at=as_utc(row.created_at))) for row in rows]
 
 
-def _utc_day(conn: Connection) -> ColumnElement[str]:
-    created_at = usage_records.c.created_at
+def _utc_day(conn: Connection, moment: ColumnElement[datetime]) -> ColumnElement[str]:
     if conn.dialect.name == "postgresql":
         # timestamptz → the UTC wall clock, whatever the session's TimeZone is.
-        return func.to_char(func.timezone("UTC", created_at), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", created_at)
+        return func.to_char(func.timezone("UTC", moment), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", moment)
 
 
 def summarize(
@@ -165,35 +163,75 @@ def summarize(
 ) -> list[UsageSum]:
     """Return request counts, token and cost sums per user, key, model or UTC day.
 
+    Whole hours are read from the hourly sums; only the part of an hour after `since` that is not
+    whole comes from the raw rows, so the answer is exact and costs a row per hour, not per request.
+
     :raises ValueError: group_by is not one of GROUPS.
     """
-    if group_by == "user":
-        keys: tuple[ColumnElement[Any], ...] = (usage_records.c.user_id, users.c.email)
-        order: list[ColumnElement[Any]] = []
-    elif group_by == "key":
-        keys = (usage_records.c.key_id, api_keys.c.prefix.label("key_prefix"), api_keys.c.name, users.c.email)
-        order = []
-    elif group_by == "model":
-        keys = (usage_records.c.model,)
-        order = []
-    elif group_by == "day":
-        keys = (_utc_day(conn).label("day"),)
-        order = [keys[0]]
-    else:
+    if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
-    sums = [func.coalesce(func.sum(usage_records.c[name]), 0).label(name) for name in _SUMMED]
-    query = select(*keys, func.count().label("requests"), *sums).select_from(usage_records)
+    since = None if since is None else _as_utc(since)
+    whole = None if since is None else aggregates.hour_of(since)
+    if since is not None and whole is not None and whole < since:
+        whole += timedelta(hours=1)
+    found: dict[tuple[Any, ...], UsageSum] = {}
+    parts: list[tuple[Table, datetime | None, datetime | None]] = [(usage_hourly, whole, None)]
+    if since is not None and since != whole:
+        parts.append((usage_records, since, whole))
+    for table, start, end in parts:
+        for row in conn.execute(_sums_query(conn, table, group_by, user_id, key_id, model, start, end)):
+            values = {name: int(getattr(row, name)) for name in (*_SUMMED, "requests")}
+            group = tuple(getattr(row, name) for name in GROUP_FIELDS[group_by])
+            if group in found:
+                values = {name: getattr(found[group], name) + value for name, value in values.items()}
+            found[group] = UsageSum(group_by, **{**row._mapping, **values})
+    if group_by == "day":  # days read best in order; the rest busiest first
+        return [found[group] for group in sorted(found)]
+    return sorted(found.values(), key=lambda s: (-s.cost_micros, -s.requests, _group(s)))
+
+
+def _group(row: UsageSum) -> tuple[Any, ...]:
+    return tuple(getattr(row, name) for name in GROUP_FIELDS[row.group_by])
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite stores timestamps as text without an offset, all in UTC: compare in UTC.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sums_query(
+    conn: Connection,
+    table: Table,
+    group_by: str,
+    user_id: int | None,
+    key_id: int | None,
+    model: str | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Select:
+    """Sum one source (the hourly sums or the raw rows) between start and end, per group."""
+    hourly = table is usage_hourly
+    moment = table.c.hour_at if hourly else table.c.created_at
+    if group_by == "user":
+        keys: tuple[ColumnElement[Any], ...] = (table.c.user_id, users.c.email)
+    elif group_by == "key":
+        keys = (table.c.key_id, api_keys.c.prefix.label("key_prefix"), api_keys.c.name, users.c.email)
+    elif group_by == "model":
+        keys = (table.c.model,)
+    else:
+        keys = (_utc_day(conn, moment).label("day"),)
+    requests = func.sum(table.c.requests) if hourly else func.count()
+    sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in _SUMMED]
+    query = select(*keys, func.coalesce(requests, 0).label("requests"), *sums).select_from(table)
     if group_by in ("user", "key"):
-        query = query.join(users, users.c.id == usage_records.c.user_id)
+        query = query.join(users, users.c.id == table.c.user_id)
     if group_by == "key":
-        query = query.join(api_keys, api_keys.c.id == usage_records.c.key_id)
-    # Busiest first, except days, which read best in order.
-    order = order or [func.sum(usage_records.c.cost_micros).desc(), func.count().desc()]
-    query = _filter(query, user_id, key_id, model, since).group_by(*keys).order_by(*order, *keys)
-    # PostgreSQL sums BIGINT as NUMERIC, which arrives as Decimal: money leaves here as int.
-    return [
-        UsageSum(
-            group_by, **{**row._mapping, **{name: int(getattr(row, name)) for name in (*_SUMMED, "requests")}}
-        )
-        for row in conn.execute(query)
-    ]
+        query = query.join(api_keys, api_keys.c.id == table.c.key_id)
+    for column, value in (("user_id", user_id), ("key_id", key_id), ("model", model)):
+        if value is not None:
+            query = query.where(table.c[column] == value)
+    if start is not None:
+        query = query.where(moment >= start)
+    if end is not None:
+        query = query.where(moment < end)
+    return query.group_by(*keys)
