@@ -254,6 +254,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--scale" in (sys.argv[1:] if argv is None else argv):  # the 10-million-row usage benchmark
+        from bench import scale
+
+        return scale.main(argv)
     args = parse_args(argv)
     if shutil.which("wrk") is None and not args.skip_whole:
         log("wrk is not installed: apt-get install wrk (make bench does it)")
