@@ -7,8 +7,6 @@ is the anthropic fake (relayed natively) and the OpenAI fake (translated), both 
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,19 +77,9 @@ def test_typescript_sdk_reads_whole_and_streamed_answers_and_typed_errors(
     node_modules, gateway, tmp_path, provider
 ):
     server, ant, oai = gateway
-    script = tmp_path / "client.cjs"
-    script.write_text(SCRIPT)
     text = f"m{uuid.uuid4().hex[:10]} hello from node"
-    proc = subprocess.run(
-        ["node", str(script), server.base_url + "/api", server.key, MODELS[provider], text],
-        env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(node_modules), "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    args = [server.base_url + "/api", server.key, MODELS[provider], text]
+    out = npm.run_script(SCRIPT, args, node_modules, tmp_path)
     assert out["whole"]["text"] == text and out["whole"]["model"] == MODELS[provider]
     assert out["whole"]["stop"] == "end_turn" and out["whole"]["usage"]["output_tokens"] > 0
     assert out["stream"] == {"text": text, "final": text, "stop": "end_turn"}

@@ -8,8 +8,6 @@ upstreams play the agent script: a chat-only one (translated) and one serving Re
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,18 +95,8 @@ def test_node_sdk_round_trip_with_previous_response_id(node_modules, gateway, tm
     word = "heron-" + uuid.uuid4().hex[:8]
     path = tmp_path / "secret.txt"
     path.write_text(f"The secret word is: {word}\n")
-    script = tmp_path / "client.cjs"
-    script.write_text(SCRIPT)
-    proc = subprocess.run(
-        ["node", str(script), gateway.api_base, key, MODELS[provider], str(path), str(streamed).lower()],
-        env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(node_modules), "HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    args = [gateway.api_base, key, MODELS[provider], str(path), str(streamed).lower()]
+    out = npm.run_script(SCRIPT, args, node_modules, tmp_path)
     assert out["call"]["name"] == "Read" and str(path) in out["call"]["arguments"]
     if streamed:
         assert out["call"]["kinds"] == ["response.created", "response.completed"]

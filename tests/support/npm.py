@@ -7,6 +7,7 @@ skipped with a loud reason; in CI (CI=true) they fail instead, so they cannot go
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,3 +46,19 @@ def install(package: str, version: str) -> Path:
         pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     stamp.write_text(version + "\n")
     return modules
+
+
+def run_script(source: str, args: list[str], modules: Path, workdir: Path) -> dict:
+    """Run a Node script that prints one JSON line of results, with modules on NODE_PATH; return it."""
+    script = workdir / "client.cjs"
+    script.write_text(source)
+    proc = subprocess.run(
+        ["node", str(script), *args],
+        env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(modules), "HOME": str(workdir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
