@@ -54,6 +54,12 @@ def fakes() -> Iterator[Fakes]:
         yield Fakes(chat, native)
 
 
+@pytest.fixture(autouse=True)
+def fresh_loop_guard(fakes: Fakes) -> None:
+    """Give each test the fakes' whole loop guard: they outlive one test, and the guard counts."""
+    fakes.chat.main_requests = fakes.native.main_requests = 0
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def gateway(request, fakes: Fakes, tmp_path_factory) -> Iterator[GatewayServer]:
     models = f'input_price = {INPUT}\noutput_price = {OUTPUT}\nupstream_id = "gpt-upstream"\n'
