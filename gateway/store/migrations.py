@@ -55,6 +55,32 @@ def add_session_generation(conn: Connection) -> None:
     add_column(conn, "users", "session_generation", "INTEGER NOT NULL DEFAULT 0")
 
 
+_BUDGET_COLUMNS = (
+    ("budget_micros", "BIGINT"),
+    ("budget_period", "VARCHAR(8)"),
+    ("period_start", "TIMESTAMP WITH TIME ZONE"),
+    ("period_spent_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("period_held_micros", "BIGINT NOT NULL DEFAULT 0"),
+)
+
+
+def add_budgets(conn: Connection) -> None:
+    """Give users and keys their periodic budget columns (issue 15); teams are made with theirs."""
+    for table in ("users", "api_keys"):
+        for column, ddl in _BUDGET_COLUMNS:
+            add_column(conn, table, column, ddl)
+
+
+def add_team_columns(conn: Connection) -> None:
+    """Name the team a key, a hold and a usage row belong to (issue 15); create_all made teams."""
+    for table in ("api_keys", "holds", "usage_records"):
+        add_column(conn, table, "team_id", "BIGINT REFERENCES teams (id)")
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_api_keys_team_id ON api_keys (team_id)"))
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_usage_hourly_team_id_hour_at ON usage_hourly (team_id, hour_at)")
+    )
+
+
 # In order; append new steps at the end.
 STEPS: list[Step] = [
     demote_local_user,
@@ -62,6 +88,8 @@ STEPS: list[Step] = [
     add_session_generation,
     index_usage_by_time,
     aggregates.backfill,
+    add_budgets,
+    add_team_columns,
 ]
 
 
