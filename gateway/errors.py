@@ -7,7 +7,8 @@ GatewayError (500 server_error)
 │   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
 │   ├── MethodNotAllowedError (405)
 │   ├── DuplicateRequestError (409 duplicate_request_id)
-│   └── EmailTakenError (409 email_taken)
+│   ├── EmailTakenError (409 email_taken)
+│   └── NameTakenError (409 name_taken)
 ├── AuthenticationError (401 invalid_api_key) ── SignInError (401 invalid_credentials)
 ├── PermissionDeniedError (403 permission_denied)
 ├── InsufficientQuotaError (429 insufficient_quota, not retryable)
@@ -120,6 +121,12 @@ class EmailTakenError(InvalidRequestError):
     status = 409
     code = "email_taken"
     default_message = "A user with this email already exists."
+
+
+class NameTakenError(InvalidRequestError):
+    status = 409
+    code = "name_taken"
+    default_message = "This name is already in use."
 
 
 class AuthenticationError(GatewayError):
