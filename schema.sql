@@ -96,23 +96,25 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
 CREATE INDEX IF NOT EXISTS ix_ledger_entries_user_id ON ledger_entries (user_id);
 
 -- One row per request in flight: its worst-case cost, held on the user and the key.
+-- Request ids are the client's (X-Request-Id): unique per user, never across users.
 CREATE TABLE IF NOT EXISTS holds (
     id             BIGSERIAL PRIMARY KEY,
-    request_id     VARCHAR(128) NOT NULL UNIQUE,
+    request_id     VARCHAR(128) NOT NULL,
     user_id        BIGINT NOT NULL REFERENCES users (id),
     key_id         BIGINT NOT NULL REFERENCES api_keys (id),
     model          VARCHAR(255) NOT NULL,
     amount_micros  BIGINT NOT NULL,
     created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
     heartbeat_at   TIMESTAMP WITH TIME ZONE,    -- refreshed while the request runs; NULL: created_at
-    team_id        BIGINT REFERENCES teams (id) -- a team key's hold: held on the team, not the user
+    team_id        BIGINT REFERENCES teams (id), -- a team key's hold: held on the team, not the user
+    CONSTRAINT uq_holds_user_request UNIQUE (user_id, request_id)
 );
 CREATE INDEX IF NOT EXISTS ix_holds_created_at ON holds (created_at);
 
 -- Exactly one row per billed request, written when its hold is settled.
 CREATE TABLE IF NOT EXISTS usage_records (
     id                BIGSERIAL PRIMARY KEY,
-    request_id        VARCHAR(128) NOT NULL UNIQUE,
+    request_id        VARCHAR(128) NOT NULL,
     user_id           BIGINT NOT NULL REFERENCES users (id),
     key_id            BIGINT NOT NULL REFERENCES api_keys (id),
     model             VARCHAR(255) NOT NULL,
@@ -128,7 +130,8 @@ CREATE TABLE IF NOT EXISTS usage_records (
     outcome           VARCHAR(32) NOT NULL,      -- ok, upstream_error, client_disconnected, timeout, abandoned
     estimated         BOOLEAN NOT NULL DEFAULT false,
     created_at        TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    team_id           BIGINT REFERENCES teams (id)  -- the team whose balance paid (team keys)
+    team_id           BIGINT REFERENCES teams (id), -- the team whose balance paid (team keys)
+    CONSTRAINT uq_usage_records_user_request UNIQUE (user_id, request_id)
 );
 CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);

@@ -394,7 +394,7 @@ def holds_sweep(older_than: float | None) -> None:
     """
     settings = _settings()
     seconds = settings.hold_timeout if older_than is None else older_than
-    keep = Spool(settings.spool_dir).request_ids()
+    keep = Spool(settings.spool_dir).holds()
     with _store(Database(settings.database_url, pool_size=1)) as conn:
         count = billing.sweep(conn, timedelta(seconds=seconds), clock.utcnow(), keep)
     click.echo(f"released {count} hold(s) not refreshed for {seconds:g} s")

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from gateway.store.billing import Hold, UsageRecord
+from gateway.store.billing import Hold, HoldRef, UsageRecord
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ class Spool:
                 continue  # half-written by a crash would be a .tmp; leave anything odd for an operator
         return sorted(entries, key=lambda p: p.settled_at)
 
-    def request_ids(self) -> set[str]:
-        """The request ids whose settlement is pending here: the sweep must leave their holds."""
-        return {p.hold.request_id for p in self.pending()}
+    def holds(self) -> set[HoldRef]:
+        """The holds whose settlement is pending here: the sweep must leave them."""
+        return {p.hold.ref for p in self.pending()}
 
     def done(self, entry: Pending) -> None:
         """Forget an entry once the database has it (or never will: its hold is gone)."""

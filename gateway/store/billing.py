@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,10 @@ from gateway.store.tables import api_keys, holds, ledger_entries, usage_records,
 OUTCOMES = ("ok", "upstream_error", "client_disconnected", "timeout", "abandoned")
 
 
+# A hold is named by its user and request id: request ids come from clients, unique per user only.
+HoldRef = tuple[int, str]
+
+
 @dataclass(frozen=True)
 class Hold:
     request_id: str
@@ -45,6 +50,10 @@ class Hold:
     key_id: int
     model: str
     amount_micros: int
+
+    @property
+    def ref(self) -> HoldRef:
+        return (self.user_id, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -96,14 +105,20 @@ _INSERT_HOLD = insert(holds).from_select(
         bindparam("b_model", type_=String),
         bindparam("b_amount", type_=BigInteger),
         bindparam("b_now", type_=DateTime(timezone=True)),
-    ).where(~exists().where(usage_records.c.request_id == bindparam("b_rid"))),
+    ).where(
+        ~exists().where(
+            usage_records.c.user_id == bindparam("b_user"), usage_records.c.request_id == bindparam("b_rid")
+        )
+    ),
 )
 _TOUCH = (
     update(holds)
-    .where(holds.c.request_id.in_(bindparam("b_rids", expanding=True)))
+    .where(tuple_(holds.c.user_id, holds.c.request_id).in_(bindparam("b_refs", expanding=True)))
     .values(heartbeat_at=bindparam("b_now"))
 )
-_DELETE_HOLD = delete(holds).where(holds.c.request_id == bindparam("b_rid"))
+_DELETE_HOLD = delete(holds).where(
+    holds.c.user_id == bindparam("b_user"), holds.c.request_id == bindparam("b_rid")
+)
 # Unlimited users are not debited; their spend still shows on the key and in usage.
 _CHARGE_USER = (
     update(users)
@@ -143,7 +158,7 @@ _RESERVE_PG = text(
         INSERT INTO holds (request_id, user_id, key_id, model, amount_micros, created_at)
         SELECT :b_rid, :b_user, :b_key, :b_model, :b_amount, :b_now
         WHERE EXISTS (SELECT 1 FROM k)
-          AND NOT EXISTS (SELECT 1 FROM usage_records WHERE request_id = :b_rid)
+          AND NOT EXISTS (SELECT 1 FROM usage_records WHERE user_id = :b_user AND request_id = :b_rid)
         RETURNING id
     )
     SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM k), (SELECT count(*) FROM h)
@@ -154,7 +169,7 @@ _USAGE_FIELDS = [f.name for f in fields(UsageRecord)]
 _SETTLE_PG = text(
     """
     WITH h AS (
-        DELETE FROM holds WHERE request_id = :b_rid RETURNING id
+        DELETE FROM holds WHERE user_id = :b_user AND request_id = :b_rid RETURNING id
     ), u AS (
         UPDATE users SET balance_micros = balance_micros - CASE WHEN unlimited THEN 0 ELSE :b_cost END,
                          held_micros = held_micros - :b_amount
@@ -254,14 +269,14 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     return True
 
 
-def touch(conn: Connection, request_ids: Collection[str], now: datetime) -> int:
+def touch(conn: Connection, refs: Collection[HoldRef], now: datetime) -> int:
     """Say that these requests still run, so the sweep leaves their holds alone; return how many."""
-    if not request_ids:
+    if not refs:
         return 0
-    return conn.execute(_TOUCH, {"b_rids": list(request_ids), "b_now": now}).rowcount
+    return conn.execute(_TOUCH, {"b_refs": list(refs), "b_now": now}).rowcount
 
 
-def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collection[str] = ()) -> int:
+def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collection[HoldRef] = ()) -> int:
     """Release holds whose worker stopped refreshing them, each as an abandoned request; return how many.
 
     A running request's worker refreshes heartbeat_at, so only a dead worker's holds go stale;
@@ -273,9 +288,9 @@ def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collecti
         query = query.with_for_update(skip_locked=True)
     count = 0
     for row in conn.execute(query).all():
-        if row.request_id in keep:
-            continue
         hold = Hold(row.request_id, row.user_id, row.key_id, row.model, row.amount_micros)
+        if hold.ref in keep:
+            continue
         record = UsageRecord(status=0, outcome="abandoned", stream=False, estimated=True)
         if settle(conn, hold, record, now):
             count += 1

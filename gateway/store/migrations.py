@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, Table, inspect, text
 
-from gateway.store import aggregates, changes
+from gateway.store import aggregates, changes, tables
 from gateway.store.users import LOCAL_USER
 
 Step = Callable[[Connection], None]
@@ -55,6 +55,40 @@ def add_session_generation(conn: Connection) -> None:
     add_column(conn, "users", "session_generation", "INTEGER NOT NULL DEFAULT 0")
 
 
+def scope_request_ids(conn: Connection) -> None:
+    """Make request ids unique per user, not across users (issue 12, item 9).
+
+    A global UNIQUE let one user learn, through a 409, that another used an id, and squat ids.
+    PostgreSQL swaps the constraint in place; SQLite cannot drop a column's UNIQUE, so the table is
+    rebuilt from the current definition, keeping every row.
+    """
+    for table in (tables.holds, tables.usage_records):
+        uniques = inspect(conn).get_unique_constraints(table.name)
+        if not any(u["column_names"] == ["request_id"] for u in uniques):
+            continue
+        if conn.dialect.name == "postgresql":
+            for unique in uniques:
+                if unique["column_names"] == ["request_id"]:
+                    conn.execute(text(f'ALTER TABLE {table.name} DROP CONSTRAINT "{unique["name"]}"'))
+            name = f"uq_{table.name}_user_request"
+            conn.execute(text(f"ALTER TABLE {table.name} ADD CONSTRAINT {name} UNIQUE (user_id, request_id)"))
+        else:
+            _rebuild_sqlite(conn, table)
+
+
+def _rebuild_sqlite(conn: Connection, table: Table) -> None:
+    """Recreate a SQLite table from its definition in tables.py, copying the columns both have."""
+    old = f"{table.name}_before_rebuild"
+    kept = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for index in inspect(conn).get_indexes(table.name):
+        conn.execute(text(f'DROP INDEX IF EXISTS "{index["name"]}"'))
+    conn.execute(text(f"ALTER TABLE {table.name} RENAME TO {old}"))
+    table.create(conn)
+    columns = ", ".join(c.name for c in table.columns if c.name in kept)
+    conn.execute(text(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {old}"))  # noqa: S608
+    conn.execute(text(f"DROP TABLE {old}"))
+
+
 _BUDGET_COLUMNS = (
     ("budget_micros", "BIGINT"),
     ("budget_period", "VARCHAR(8)"),
@@ -88,6 +122,7 @@ STEPS: list[Step] = [
     add_session_generation,
     index_usage_by_time,
     aggregates.backfill,
+    scope_request_ids,
     add_budgets,
     add_team_columns,
 ]

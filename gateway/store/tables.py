@@ -130,11 +130,12 @@ api_keys = Table(
 )
 
 # One row per request in flight: the worst-case amount held on the user (or the team) and the key.
+# Request ids are the client's (X-Request-Id), so they are unique per user, not across users.
 holds = Table(
     "holds",
     metadata,
     _id(),
-    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_id", String(128), nullable=False),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     Column("model", String(255), nullable=False),
@@ -142,9 +143,8 @@ holds = Table(
     _created_at(),
     # The worker refreshes it while the request runs; the sweep takes only holds it stopped refreshing.
     Column("heartbeat_at", DateTime(timezone=True)),
-    Column(
-        "team_id", Id, ForeignKey("teams.id")
-    ),  # set for a team key's hold: the amount is held on the team, not the user
+    Column("team_id", Id, ForeignKey("teams.id")),  # a team key's hold: held on the team, not the user
+    UniqueConstraint("user_id", "request_id", name="uq_holds_user_request"),
     Index("ix_holds_created_at", "created_at"),
 )
 
@@ -152,7 +152,7 @@ usage_records = Table(
     "usage_records",
     metadata,
     _id(),
-    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_id", String(128), nullable=False),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     Column("model", String(255), nullable=False),
@@ -168,7 +168,8 @@ usage_records = Table(
     Column("outcome", String(32), nullable=False),
     Column("estimated", Boolean, nullable=False, server_default=false()),
     _created_at(),
-    Column("team_id", Id, ForeignKey("teams.id")),  # the team whose balance paid, for a team key's request
+    Column("team_id", Id, ForeignKey("teams.id")),  # the team whose balance paid (team keys)
+    UniqueConstraint("user_id", "request_id", name="uq_usage_records_user_request"),
     Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_records_key_id_created_at", "key_id", "created_at"),
     # The newest rows for everyone (the admin's console) and the retention's oldest-first deletes.
