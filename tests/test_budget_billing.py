@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from gateway.errors import BudgetExceededError, InsufficientQuotaError
 from gateway.relay.spool import Spool
-from gateway.store import billing, budgets, keys, teams
+from gateway.store import billing, budgets, keys, teams, usage
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
 from gateway.store.periods import next_start
@@ -235,3 +235,28 @@ def test_a_settlement_spooled_before_teams_still_settles(s, tmp_path):
         team = conn.execute(select(teams.teams).where(teams.teams.c.id == s.team_id)).one()
         assert conn.execute(select(holds)).first() is None
     assert (team.balance_micros, team.held_micros) == (4700, 0)
+
+
+def test_usage_sums_per_team_count_team_keys_only(s):
+    with s.db.session_scope() as conn:
+        teams.credit_team(conn, s.team_id, 10_000, "", NOON)
+    for rid, team, cost in (("t1", True, 300), ("t2", True, 200), ("own", False, 999)):
+        h = hold(s, rid, 1000, NOON, team=team)
+        reserve(s, h, NOON)
+        settle(s, h, cost, NOON + timedelta(minutes=10))
+    with s.db.session_scope() as conn:
+        sums = usage.summarize(conn, "team")
+        partial = usage.summarize(conn, "team", since=NOON + timedelta(minutes=5))
+    assert [r.to_json() for r in sums] == [
+        {
+            "team_id": s.team_id,
+            "team": "research",
+            "requests": 2,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+            "cost_micros": 500,
+        }
+    ]
+    assert [(r.team, r.requests, r.cost_micros) for r in partial] == [("research", 2, 500)]  # raw rows too
