@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.admin import TOKEN, call_chat, create_key, create_user
 from tests.support.app import PRICED, assert_envelope, make_account
-from tests.test_admin_api import TOKEN, call_chat, create_key, create_user
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
