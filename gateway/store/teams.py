@@ -112,6 +112,14 @@ def get_team(conn: Connection, name: str, now: datetime) -> TeamRecord:
     return list_teams(conn, now, team_id=team_id_of(conn, name))[0]
 
 
+def get_team_by_id(conn: Connection, team_id: int, now: datetime) -> TeamRecord:
+    """Return one team by id, or raise not_found."""
+    found = list_teams(conn, now, team_id=team_id)
+    if not found:
+        raise NotFoundError(f"There is no team with id {team_id}.", code="team_not_found")
+    return found[0]
+
+
 def _members(conn: Connection, team_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     if not team_ids:
         return {}
