@@ -6,6 +6,7 @@ The clock is passed in: every moment below is a reservation's or settlement's `n
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -260,3 +261,38 @@ def test_usage_sums_per_team_count_team_keys_only(s):
         }
     ]
     assert [(r.team, r.requests, r.cost_micros) for r in partial] == [("research", 2, 500)]  # raw rows too
+
+
+def test_concurrent_reservations_of_two_members_never_pass_the_team_budget(s):
+    """Threads on one pool: each reservation is one statement (PostgreSQL) or one writer (SQLite)."""
+    budget(s, "team", 1000, "day")
+    with s.db.session_scope() as conn:
+        teams.credit_team(conn, s.team_id, 1_000_000, "", NOON)
+        bob = create_user(conn, "bob@example.com")
+        teams.add_member(conn, s.team_id, bob, "member", NOON)
+        bob_key, _ = keys.create_key(conn, bob, team_id=s.team_id)
+    holds_made = [
+        Hold(
+            f"r{i}",
+            *((s.user_id, s.team_key_id) if i % 2 else (bob, bob_key)),
+            "priced:echo",
+            100,
+            team_id=s.team_id,
+            created_at=NOON,
+        )
+        for i in range(24)
+    ]
+
+    def attempt(h: Hold) -> bool:
+        try:
+            reserve(s, h, NOON)
+        except BudgetExceededError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = sum(pool.map(attempt, holds_made))
+    with s.db.session_scope() as conn:
+        team = conn.execute(select(teams.teams).where(teams.teams.c.id == s.team_id)).one()
+    assert accepted == 10
+    assert (team.held_micros, team.period_held_micros) == (1000, 1000)
