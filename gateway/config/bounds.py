@@ -23,6 +23,7 @@ class Bound:
     low: float
     high: float
     low_open: bool = False  # True: the value must be above low, not equal to it
+    high_open: bool = False  # True: the value must be below high, not equal to it
     unit: str = ""
 
     def describe(self) -> str:
@@ -31,6 +32,8 @@ class Bound:
         low = (
             f"more than {_number(self.low)} and at most" if self.low_open else f"from {_number(self.low)} to"
         )
+        if self.high_open:
+            low = f"more than {_number(self.low)} and less than" if self.low_open else f"{low} below"
         return f"{low} {_number(self.high)}{unit}"
 
 
@@ -54,6 +57,9 @@ BOUNDS = {
     "db_statement_timeout": Bound(0, 3600, low_open=True, unit="seconds"),
     "trusted_proxies": Bound(0, 10),
     "response_retention_days": Bound(0, 36500, unit="days"),  # 0: no response is stored
+    # A share of the budget: 0 would alert on the first micro-USD, 1 is the 'exhausted' alert itself.
+    "alerts_threshold": Bound(0, 1, low_open=True, high_open=True),
+    "alerts_interval": Bound(0, 3600, low_open=True, unit="seconds"),
 }
 
 
@@ -61,7 +67,8 @@ def check(name: str, value: int | float, env_var: str | None = None) -> None:
     """Refuse a value outside its bound (or not finite) with a message naming the key."""
     bound = BOUNDS[name]
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > bound.low if bound.low_open else value >= bound.low) and value <= bound.high
+    ok = ok and (value > bound.low if bound.low_open else value >= bound.low)
+    ok = ok and (value < bound.high if bound.high_open else value <= bound.high)
     if not ok:
         source = f" (from {env_var})" if env_var else ""
         raise ConfigError(f"{name} must be {bound.describe()}, got {value!r}{source}")

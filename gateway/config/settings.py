@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.config import bounds
 from gateway.config.providers import ProviderConfig, parse_aliases, parse_providers
@@ -46,6 +47,9 @@ class Settings:
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
     response_retention_days: int = 30  # stored Responses API responses; 0 stores none
     usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (hourly sums stay)
+    alerts_webhook_url: str = field(default="", repr=False)  # [alerts] webhook_url; empty: no alerts
+    alerts_threshold: float = 0.8  # a budget alert when the period's spend passes this share of it
+    alerts_interval: float = 5.0  # seconds between two looks for new alerts, in each worker
 
 
 def normalise_database_url(url: str) -> str:
@@ -102,6 +106,9 @@ _ENV_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GATEWAY_TRUSTED_PROXIES": ("trusted_proxies", int),
     "GATEWAY_RESPONSE_RETENTION_DAYS": ("response_retention_days", int),
     "GATEWAY_USAGE_RETENTION_DAYS": ("usage_retention_days", int),
+    "GATEWAY_ALERTS_WEBHOOK_URL": ("alerts_webhook_url", str),
+    "GATEWAY_ALERTS_THRESHOLD": ("alerts_threshold", float),
+    "GATEWAY_ALERTS_INTERVAL": ("alerts_interval", float),
 }
 _TOML_FIELDS = {
     "database_url": str,
@@ -119,30 +126,44 @@ _TOML_FIELDS = {
     "response_retention_days": int,
     "usage_retention_days": int,
 }
-_TOML_TABLES = ("gateway", "providers", "aliases")
+# [alerts] keys -> (setting, type)
+_ALERTS_FIELDS = {
+    "webhook_url": ("alerts_webhook_url", str),
+    "threshold": ("alerts_threshold", float),
+    "interval": ("alerts_interval", float),
+}
+_TOML_TABLES = ("gateway", "providers", "aliases", "alerts")
 
 
 def _gateway_table(path: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Check the file's top-level tables and [gateway] values; return the [gateway] table."""
+    """Check the file's top-level tables, [gateway] and [alerts]; return the settings they give."""
     unknown = set(data) - set(_TOML_TABLES)
     if unknown:
         # A misspelt [provider.x] would otherwise vanish without a word.
         raise ConfigError(
             f"{path}: unknown table(s) {', '.join(sorted(unknown))}; use {', '.join(_TOML_TABLES)}"
         )
-    gateway = data.get("gateway", {})
-    if not isinstance(gateway, dict):
-        raise ConfigError(f"{path}: gateway must be a [gateway] table")
-    unknown = set(gateway) - set(_TOML_FIELDS)
+    values = dict(_table(path, data, "gateway", _TOML_FIELDS))
+    alerts = _table(path, data, "alerts", {key: kind for key, (_, kind) in _ALERTS_FIELDS.items()})
+    values.update({_ALERTS_FIELDS[key][0]: value for key, value in alerts.items()})
+    return values
+
+
+def _table(path: str, data: dict[str, Any], name: str, fields: dict[str, type]) -> dict[str, Any]:
+    """Check one settings table of the file: only known keys, each of its type."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {name} must be a [{name}] table")
+    unknown = set(table) - set(fields)
     if unknown:
-        raise ConfigError(f"{path}: [gateway] has unknown key(s) {', '.join(sorted(unknown))}")
-    for name, value in gateway.items():
-        kind = _TOML_FIELDS[name]
+        raise ConfigError(f"{path}: [{name}] has unknown key(s) {', '.join(sorted(unknown))}")
+    for key, value in table.items():
+        kind = fields[key]
         allowed = (int, float) if kind is float else (kind,)
         if isinstance(value, bool) or not isinstance(value, allowed):
             what = {int: "an integer", float: "a number", str: "a string"}[kind]
-            raise ConfigError(f"{path}: [gateway] {name} must be {what}, got {value!r}")
-    return gateway
+            raise ConfigError(f"{path}: [{name}] {key} must be {what}, got {value!r}")
+    return table
 
 
 def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
@@ -182,4 +203,16 @@ def load_settings(test_config: dict[str, Any] | None = None, env: dict[str, str]
     settings = replace(Settings(), **values)
     for name in bounds.BOUNDS:
         bounds.check(name, getattr(settings, name), from_env.get(name))
+    check_webhook_url(settings.alerts_webhook_url, from_env.get("alerts_webhook_url"))
     return settings
+
+
+def check_webhook_url(url: str, env_var: str | None = None) -> None:
+    """Refuse an alerts webhook that is not an http(s) URL with a host (empty: alerts are off)."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        source = f" (from {env_var})" if env_var else ""
+        # The URL is not repeated: a Slack webhook's path is its secret.
+        raise ConfigError(f"[alerts] webhook_url must be an http:// or https:// URL with a host{source}")
