@@ -10,6 +10,7 @@ from flask import current_app
 from gateway.clock import SYSTEM, Clock
 from gateway.config.settings import Settings
 from gateway.observability.access_log import AccessLog
+from gateway.observability.alerts import AlertSender
 from gateway.observability.metrics import Metrics, MetricsObserver
 from gateway.relay.pipeline import Relay
 from gateway.routing.catalog import Catalog
@@ -32,6 +33,14 @@ class Services:
     metrics: Metrics
     clock: Clock
     responses: ResponseStore
+    alerts: AlertSender | None = None  # set when [alerts] webhook_url is
+
+
+def start_alerts() -> None:
+    """Start this worker's budget alert sender on its first request (a no-op once it runs)."""
+    sender = services().alerts
+    if sender is not None:
+        sender.ensure_running()
 
 
 def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
@@ -55,6 +64,15 @@ def build_services(settings: Settings, clock: Clock = SYSTEM) -> Services:
         metrics=metrics,
         clock=clock,
         responses=ResponseStore(db, clock, settings.response_retention_days),
+        alerts=_alert_sender(settings, db, clock),
+    )
+
+
+def _alert_sender(settings: Settings, db: Database, clock: Clock) -> AlertSender | None:
+    if not settings.alerts_webhook_url:
+        return None
+    return AlertSender(
+        db, clock, settings.alerts_webhook_url, settings.alerts_threshold, settings.alerts_interval
     )
 
 
