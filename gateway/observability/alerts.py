@@ -164,7 +164,9 @@ def _label(alert: Alert) -> str:
 def _usd(micros: int | None) -> str:
     if micros is None:
         return "(none)"
-    return f"${Decimal(micros) / 1_000_000:,.2f}"
+    if micros >= 100_000 or micros == 0:
+        return f"${Decimal(micros) / 1_000_000:,.2f}"
+    return f"${(Decimal(micros) / 1_000_000).normalize():f}"  # $0.001, not $0.00
 
 
 def _iso(moment: datetime) -> str:
