@@ -38,7 +38,8 @@ keepalive = 5
 # (or the tests' two) would fight over it, and the gateway does not use it.
 control_socket_disable = True
 
-# One JSON line per request from gateway.access; warnings and errors from the rest; all on stderr.
+# One JSON line per request from gateway.access; budget alerts sent from gateway.alerts; warnings and
+# errors from the rest; all on stderr.
 # gunicorn merges this dict shallowly over its defaults, so its own loggers are restated here.
 logconfig_dict = {
     "version": 1,
@@ -57,6 +58,8 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["plain"], "propagate": False},
         "gateway.access": {"level": "INFO", "handlers": ["plain"], "propagate": False},
         "gateway": {"level": "WARNING", "handlers": ["full"], "propagate": False},
+        # Which worker sends budget alerts, and each one sent: rare lines an operator wants.
+        "gateway.alerts": {"level": "INFO", "handlers": ["full"], "propagate": False},
     },
 }
 

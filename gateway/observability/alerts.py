@@ -70,6 +70,7 @@ class AlertSender:
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="gateway-alerts", daemon=True)
                 self._thread.start()
+                log.info("budget alert sender started in process %d", self._pid)
 
     def stop(self) -> None:
         """Stop the thread after its current tick (tests; a worker's exit ends it anyway)."""
