@@ -1,5 +1,5 @@
 -- The gateway's schema for PostgreSQL (what an operator runs with psql -f schema.sql).
--- gateway/models.py defines the same tables in code; tests/test_schema.py proves they agree.
+-- gateway/store/tables.py defines the same tables in code; tests/test_schema.py proves they agree.
 -- Money is integer micro-USD (1 USD = 1,000,000); timestamps are UTC.
 
 CREATE TABLE IF NOT EXISTS users (
@@ -14,8 +14,47 @@ CREATE TABLE IF NOT EXISTS users (
     rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
     tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
     max_concurrent INTEGER,                     -- requests in flight; NULL = no limit
-    session_generation INTEGER NOT NULL DEFAULT 0  -- bumped by sign-out: older console sessions end
+    session_generation INTEGER NOT NULL DEFAULT 0, -- bumped by sign-out: older console sessions end
+    budget_micros  BIGINT,                      -- periodic budget; NULL = none
+    budget_period  VARCHAR(8),                  -- 'day' | 'week' | 'month' (UTC calendar periods)
+    period_start   TIMESTAMP WITH TIME ZONE,    -- start of the period period_spent counts
+    period_spent_micros BIGINT NOT NULL DEFAULT 0,
+    period_held_micros  BIGINT NOT NULL DEFAULT 0
 );
+
+-- A team: members, its own balance (team keys draw on it) and optionally a periodic budget.
+CREATE TABLE IF NOT EXISTS teams (
+    id             BIGSERIAL PRIMARY KEY,
+    name           VARCHAR(200) NOT NULL UNIQUE,
+    balance_micros BIGINT NOT NULL DEFAULT 0,
+    held_micros    BIGINT NOT NULL DEFAULT 0,   -- sum of the team keys' open holds
+    budget_micros  BIGINT,                      -- periodic budget; NULL = none
+    budget_period  VARCHAR(8),                  -- 'day' | 'week' | 'month' (UTC calendar periods)
+    period_start   TIMESTAMP WITH TIME ZONE,    -- start of the period period_spent counts
+    period_spent_micros BIGINT NOT NULL DEFAULT 0,
+    period_held_micros  BIGINT NOT NULL DEFAULT 0,
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS team_members (
+    id             BIGSERIAL PRIMARY KEY,
+    team_id        BIGINT NOT NULL REFERENCES teams (id),
+    user_id        BIGINT NOT NULL REFERENCES users (id),
+    role           VARCHAR(16) NOT NULL,        -- 'owner' | 'member'
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    CONSTRAINT uq_team_members UNIQUE (team_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS ix_team_members_user_id ON team_members (user_id);
+
+-- Credits and debits of a team's balance made by admins, with their reason.
+CREATE TABLE IF NOT EXISTS team_ledger_entries (
+    id             BIGSERIAL PRIMARY KEY,
+    team_id        BIGINT NOT NULL REFERENCES teams (id),
+    amount_micros  BIGINT NOT NULL,
+    note           TEXT NOT NULL DEFAULT '',
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS ix_team_ledger_entries_team_id ON team_ledger_entries (team_id);
 
 -- Only the SHA-256 of a key and a short display prefix are stored, never the key.
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -35,9 +74,16 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
     rpm_limit      INTEGER,                     -- requests per minute; NULL = no limit
     tpm_limit      BIGINT,                      -- tokens per minute; NULL = no limit
-    max_concurrent INTEGER                      -- requests in flight; NULL = no limit
+    max_concurrent INTEGER,                     -- requests in flight; NULL = no limit
+    budget_micros  BIGINT,                      -- periodic budget; NULL = none
+    budget_period  VARCHAR(8),                  -- 'day' | 'week' | 'month' (UTC calendar periods)
+    period_start   TIMESTAMP WITH TIME ZONE,    -- start of the period period_spent counts
+    period_spent_micros BIGINT NOT NULL DEFAULT 0,
+    period_held_micros  BIGINT NOT NULL DEFAULT 0,
+    team_id        BIGINT REFERENCES teams (id) -- a team key: draws on the team; only while a member
 );
 CREATE INDEX IF NOT EXISTS ix_api_keys_user_id ON api_keys (user_id);
+CREATE INDEX IF NOT EXISTS ix_api_keys_team_id ON api_keys (team_id);
 
 -- Credits and debits made by admins, with their reason.
 CREATE TABLE IF NOT EXISTS ledger_entries (
@@ -50,22 +96,25 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
 CREATE INDEX IF NOT EXISTS ix_ledger_entries_user_id ON ledger_entries (user_id);
 
 -- One row per request in flight: its worst-case cost, held on the user and the key.
+-- Request ids are the client's (X-Request-Id): unique per user, never across users.
 CREATE TABLE IF NOT EXISTS holds (
     id             BIGSERIAL PRIMARY KEY,
-    request_id     VARCHAR(128) NOT NULL UNIQUE,
+    request_id     VARCHAR(128) NOT NULL,
     user_id        BIGINT NOT NULL REFERENCES users (id),
     key_id         BIGINT NOT NULL REFERENCES api_keys (id),
     model          VARCHAR(255) NOT NULL,
     amount_micros  BIGINT NOT NULL,
     created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    heartbeat_at   TIMESTAMP WITH TIME ZONE     -- refreshed while the request runs; NULL: created_at
+    heartbeat_at   TIMESTAMP WITH TIME ZONE,    -- refreshed while the request runs; NULL: created_at
+    team_id        BIGINT REFERENCES teams (id), -- a team key's hold: held on the team, not the user
+    CONSTRAINT uq_holds_user_request UNIQUE (user_id, request_id)
 );
 CREATE INDEX IF NOT EXISTS ix_holds_created_at ON holds (created_at);
 
 -- Exactly one row per billed request, written when its hold is settled.
 CREATE TABLE IF NOT EXISTS usage_records (
     id                BIGSERIAL PRIMARY KEY,
-    request_id        VARCHAR(128) NOT NULL UNIQUE,
+    request_id        VARCHAR(128) NOT NULL,
     user_id           BIGINT NOT NULL REFERENCES users (id),
     key_id            BIGINT NOT NULL REFERENCES api_keys (id),
     model             VARCHAR(255) NOT NULL,
@@ -80,7 +129,9 @@ CREATE TABLE IF NOT EXISTS usage_records (
     ttfb_ms           INTEGER,
     outcome           VARCHAR(32) NOT NULL,      -- ok, upstream_error, client_disconnected, timeout, abandoned
     estimated         BOOLEAN NOT NULL DEFAULT false,
-    created_at        TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at        TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    team_id           BIGINT REFERENCES teams (id), -- the team whose balance paid (team keys)
+    CONSTRAINT uq_usage_records_user_request UNIQUE (user_id, request_id)
 );
 CREATE INDEX IF NOT EXISTS ix_usage_records_user_id_created_at ON usage_records (user_id, created_at);
 CREATE INDEX IF NOT EXISTS ix_usage_records_key_id_created_at ON usage_records (key_id, created_at);
@@ -94,7 +145,7 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     user_id           BIGINT NOT NULL REFERENCES users (id),
     key_id            BIGINT NOT NULL REFERENCES api_keys (id),
     model             VARCHAR(255) NOT NULL,
-    team_id           BIGINT,                              -- filled once teams exist (issue 15)
+    team_id           BIGINT,                              -- the key's team, written at settlement
     requests          BIGINT NOT NULL DEFAULT 0,
     prompt_tokens     BIGINT NOT NULL DEFAULT 0,
     completion_tokens BIGINT NOT NULL DEFAULT 0,
@@ -105,6 +156,7 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
 );
 CREATE INDEX IF NOT EXISTS ix_usage_hourly_user_id_hour_at ON usage_hourly (user_id, hour_at);
 CREATE INDEX IF NOT EXISTS ix_usage_hourly_key_id_hour_at ON usage_hourly (key_id, hour_at);
+CREATE INDEX IF NOT EXISTS ix_usage_hourly_team_id_hour_at ON usage_hourly (team_id, hour_at);
 
 -- Console sign-in attempts per account (SHA-256 of the email) in a fixed window, shared by all workers.
 CREATE TABLE IF NOT EXISTS login_attempts (
@@ -148,4 +200,16 @@ CREATE INDEX IF NOT EXISTS ix_responses_expires_at ON responses (expires_at);
 CREATE TABLE IF NOT EXISTS access_changes (
     id             INTEGER PRIMARY KEY,
     version        BIGINT NOT NULL DEFAULT 0
+);
+
+-- One row per budget alert for a subject ('team:3', 'user:2', 'key:5') and period: exactly one each.
+CREATE TABLE IF NOT EXISTS budget_alerts (
+    id             BIGSERIAL PRIMARY KEY,
+    subject        VARCHAR(64) NOT NULL,
+    period_start   TIMESTAMP WITH TIME ZONE NOT NULL,
+    kind           VARCHAR(16) NOT NULL,        -- 'threshold' | 'exhausted'
+    created_at     TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    sent_at        TIMESTAMP WITH TIME ZONE,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    CONSTRAINT uq_budget_alerts UNIQUE (subject, period_start, kind)
 );

@@ -7,10 +7,11 @@ GatewayError (500 server_error)
 │   ├── NotFoundError (404 not_found) ── ModelNotFoundError (404 model_not_found)
 │   ├── MethodNotAllowedError (405)
 │   ├── DuplicateRequestError (409 duplicate_request_id)
-│   └── EmailTakenError (409 email_taken)
+│   ├── EmailTakenError (409 email_taken)
+│   └── NameTakenError (409 name_taken)
 ├── AuthenticationError (401 invalid_api_key) ── SignInError (401 invalid_credentials)
 ├── PermissionDeniedError (403 permission_denied)
-├── InsufficientQuotaError (429 insufficient_quota, not retryable)
+├── InsufficientQuotaError (429 insufficient_quota, not retryable) ── BudgetExceededError (budget_exceeded)
 ├── RateLimitError (429 rate_limit_exceeded) ── SignInThrottledError (429 too_many_attempts)
 ├── ServiceUnavailableError (503)
 └── UpstreamError (502 upstream_error)
@@ -122,6 +123,12 @@ class EmailTakenError(InvalidRequestError):
     default_message = "A user with this email already exists."
 
 
+class NameTakenError(InvalidRequestError):
+    status = 409
+    code = "name_taken"
+    default_message = "This name is already in use."
+
+
 class AuthenticationError(GatewayError):
     status = 401
     type = "invalid_request_error"
@@ -151,6 +158,19 @@ class InsufficientQuotaError(GatewayError):
         super().__init__(message, **kwargs)
         # Without this header the openai SDKs retry every 429 (docs/wire-formats.md#openai-sdk-retries).
         self.headers.setdefault("x-should-retry", "false")
+
+
+class BudgetExceededError(InsufficientQuotaError):
+    """A periodic budget (the key's, the user's or the team's) is used up until its period resets."""
+
+    code = "budget_exceeded"
+    default_message = "A budget is used up for this period."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # Seconds until the period resets. x-should-retry stays false: an SDK's few quick retries
+        # cannot outwait a day, and a client that reads retry-after knows when to come back.
+        self.headers["retry-after"] = str(retry_after)
 
 
 class RateLimitError(GatewayError):

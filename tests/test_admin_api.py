@@ -8,10 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.store.tables import api_keys, ledger_entries, usage_records
-from tests.support.app import PRICED, assert_envelope, chat, make_account, services
-
-TOKEN = "admin-token-for-tests-0123456789"
-TOKEN_HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+from tests.support.admin import TOKEN, TOKEN_HEADERS, call_chat, create_key, create_user
+from tests.support.app import PRICED, assert_envelope, make_account, services
 
 
 @pytest.fixture
@@ -34,26 +32,6 @@ def admin(app, account):
         return client.open("/api/admin" + path, method=method, json=json, headers=headers or account.headers)
 
     return call
-
-
-def create_user(admin, email: str = "ada@example.com", **fields) -> dict:
-    resp = admin("POST", "/users", {"email": email, **fields})
-    assert resp.status_code == 201, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def create_key(admin, user_id: int, **fields) -> dict:
-    resp = admin("POST", "/keys", {"user_id": user_id, **fields})
-    assert resp.status_code == 201, resp.get_data(as_text=True)
-    return resp.get_json()
-
-
-def call_chat(app, secret: str, model: str = "mock:echo", **extra):
-    return app.test_client().post(
-        "/api/v1/chat/completions",
-        json=chat(model=model, **extra),
-        headers={"Authorization": f"Bearer {secret}"},
-    )
 
 
 def count(app, table) -> int:

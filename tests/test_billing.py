@@ -170,6 +170,56 @@ def test_reused_request_id_is_409_and_bills_nothing_twice(app, client, account):
     assert count(app, usage_records) == 1
 
 
+def test_request_ids_are_scoped_per_user(app, client, account):
+    # A global UNIQUE answered another user's reused id with a 409: it told them the id was used.
+    headers = {"X-Request-Id": "shared-id-123456"}
+    assert (
+        client.post(
+            "/api/v1/chat/completions", json=chat(), headers={**account.headers, **headers}
+        ).status_code
+        == 200
+    )
+    other = make_account(app, email="other@example.com", balance_micros=1_000_000)
+    resp = client.post("/api/v1/chat/completions", json=chat(), headers={**other.headers, **headers})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    with services(app).db.session_scope() as conn:
+        owners = (
+            conn.execute(
+                select(usage_records.c.user_id).where(usage_records.c.request_id == headers["X-Request-Id"])
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(owners) == sorted([account.user_id, other.user_id])
+
+
+def test_holds_in_flight_with_one_id_are_separate_per_user(app):
+    first = make_account(app, email="a@example.com", balance_micros=5000)
+    second = make_account(app, email="b@example.com", balance_micros=5000)
+    with services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(first, "same"), NOW)
+        billing.reserve(conn, hold_for(second, "same"), NOW)
+    with pytest.raises(errors.DuplicateRequestError), services(app).db.session_scope() as conn:
+        billing.reserve(conn, hold_for(first, "same"), NOW)
+    # Settling one user's hold leaves the other's in place, and refreshing names the one hold.
+    with services(app).db.session_scope() as conn:
+        assert billing.touch(conn, [hold_for(first, "same").ref], NOW + timedelta(minutes=5)) == 1
+        assert billing.settle(
+            conn, hold_for(first, "same"), UsageRecord(status=200, outcome="ok", stream=False), NOW
+        )
+    with services(app).db.session_scope() as conn:
+        left = conn.execute(select(holds.c.user_id, holds.c.heartbeat_at)).all()
+    assert [row.user_id for row in left] == [second.user_id] and left[0].heartbeat_at is None
+    with services(app).db.session_scope() as conn:
+        # The sweep keeps what it is told to keep, by user and id.
+        assert (
+            billing.sweep(
+                conn, timedelta(seconds=1), NOW + timedelta(hours=1), keep={hold_for(first, "same").ref}
+            )
+            == 1
+        )
+
+
 def test_reservation_covers_worst_case_from_max_tokens(make_app):
     app = make_app(providers=PRICED)
     body = chat("priced:echo", "hi", max_tokens=100)

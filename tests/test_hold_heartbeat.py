@@ -45,7 +45,7 @@ def test_sweep_takes_only_holds_whose_heartbeat_is_stale(app):
     reserve(app, acct, "running", NOW - 3 * HOUR)
     reserve(app, acct, "dead", NOW - 3 * HOUR)
     with services(app).db.session_scope() as conn:
-        assert billing.touch(conn, ["running"], NOW - timedelta(minutes=1)) == 1
+        assert billing.touch(conn, [(acct.user_id, "running")], NOW - timedelta(minutes=1)) == 1
         assert billing.sweep(conn, HOUR, NOW) == 1
     assert open_holds(app) == ["running"], "a request still refreshing its hold was swept"
 
@@ -54,7 +54,7 @@ def test_sweep_leaves_holds_named_in_keep(app):
     acct = make_account(app, email="a@example.com", balance_micros=10_000)
     reserve(app, acct, "spooled", NOW - 3 * HOUR)
     with services(app).db.session_scope() as conn:
-        assert billing.sweep(conn, HOUR, NOW, keep={"spooled"}) == 0
+        assert billing.sweep(conn, HOUR, NOW, keep={(acct.user_id, "spooled")}) == 0
     assert open_holds(app) == ["spooled"]
 
 
@@ -62,7 +62,7 @@ def test_keeper_refreshes_live_holds_and_stops_when_idle(app):
     acct = make_account(app, email="a@example.com", balance_micros=10_000)
     reserve(app, acct, "live", datetime.now(UTC) - HOUR)
     keeper = HoldKeeper(services(app).db, SYSTEM, 0.4, set, lambda: None)
-    keeper.add("live")
+    keeper.add((acct.user_id, "live"))
 
     def beat() -> datetime | None:
         with services(app).db.session_scope() as conn:
@@ -71,7 +71,7 @@ def test_keeper_refreshes_live_holds_and_stops_when_idle(app):
     assert wait_for(lambda: beat() is not None, 3), "the live hold was never refreshed"
     first = beat()
     assert wait_for(lambda: beat() != first, 3), "the heartbeat did not go on"
-    keeper.discard("live")
+    keeper.discard((acct.user_id, "live"))
     assert wait_for(lambda: keeper._thread is None, 3), "the keeper thread outlived its holds"
 
 
@@ -83,7 +83,7 @@ def test_spool_replay_writes_each_settlement_once(app, tmp_path):
     spool.put(hold, record, NOW)
     spool.put(hold, record, NOW)  # a retry of the same request: one entry, by name
     [entry] = spool.pending()
-    assert spool.request_ids() == {"r1"}
+    assert spool.holds() == {(acct.user_id, "r1")}
     for _ in range(2):  # two workers replaying at once, or a crash before the unlink
         with services(app).db.session_scope() as conn:
             billing.settle(conn, entry.hold, entry.record, entry.settled_at)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from gateway.blueprints import admin, chat, errors, health, messages, metrics, models, responses
+from gateway.blueprints import admin, admin_teams, chat, errors, health, messages, metrics, models, responses
 
 
 def register(app: Flask) -> None:
     """Register every API blueprint on the app (the console registers its own)."""
-    for module in (errors, health, chat, messages, responses, models, admin, metrics):
+    for module in (errors, health, chat, messages, responses, models, admin, admin_teams, metrics):
         app.register_blueprint(module.bp)

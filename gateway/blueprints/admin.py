@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from gateway import clock
+from gateway.blueprints.admin_fields import (
+    BUDGET_FIELDS,
+    ID,
+    MAX_ID,
+    amount_field,
+    body_of,
+    bool_field,
+    budget_field,
+    datetime_field,
+    id_field,
+    limit_field,
+    models_field,
+    query_int,
+    rate_limits,
+    text_field,
+    usage_filters,
+)
 from gateway.blueprints.auth import authenticate
-from gateway.blueprints.body import read_json_body
 from gateway.blueprints.services import services
 from gateway.errors import InvalidRequestError, PermissionDeniedError
-from gateway.store import billing, keys, logins, ratelimit, usage, users
+from gateway.store import billing, budgets, keys, logins, ratelimit, teams, usage, users
 from gateway.store.records import Record
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
-
-MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist, and would overflow the driver
-ID = f"int(min=1, max={MAX_ID})"
 
 
 @bp.before_request
@@ -37,129 +49,6 @@ def require_admin() -> None:
         return
     if not authenticate().is_admin:
         raise PermissionDeniedError("Only an admin's API key or the admin token may use the admin API.")
-
-
-def _body(*allowed: str) -> dict[str, Any]:
-    _, body = read_json_body()
-    for name in body:
-        if name not in allowed:
-            raise InvalidRequestError(
-                f"Unknown parameter '{name[:100]}'; this endpoint accepts {', '.join(allowed)}.", param=name
-            )
-    return body
-
-
-def _bool(body: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidRequestError(f"'{name}' must be true or false.", param=name)
-    return value
-
-
-def _id(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise InvalidRequestError(f"'{name}' must be a positive integer id.", param=name)
-    return value
-
-
-def _text(body: dict[str, Any], name: str, max_length: int, default: str = "") -> str:
-    value = body.get(name, default)
-    if not isinstance(value, str) or len(value) > max_length:
-        raise InvalidRequestError(
-            f"'{name}' must be a string of at most {max_length} characters.", param=name
-        )
-    return value
-
-
-def _amount(body: dict[str, Any], usd_name: str, micros_name: str) -> tuple[int | None, str]:
-    """Return the micro-USD amount given in either field (None when neither is), and the field's name."""
-    if usd_name in body and micros_name in body:
-        raise InvalidRequestError(f"Give '{usd_name}' or '{micros_name}', not both.", param=micros_name)
-    if micros_name in body:
-        value = body[micros_name]
-        if value is None:
-            return None, micros_name
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > billing.MAX_AMOUNT_MICROS:
-            raise InvalidRequestError(f"'{micros_name}' must be an integer of micro-USD.", param=micros_name)
-        return value, micros_name
-    if usd_name in body:
-        value = body[usd_name]
-        if value is None:
-            return None, usd_name
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise InvalidRequestError(f"'{usd_name}' must be a number of USD.", param=usd_name)
-        try:
-            # str() of a JSON float is its shortest repr, so 0.1 stays exactly 0.1 USD.
-            return billing.micros_from_usd(str(value)), usd_name
-        except ValueError as exc:
-            raise InvalidRequestError(f"'{usd_name}': {exc}.", param=usd_name) from None
-    return None, micros_name
-
-
-def _datetime(value: Any, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequestError(f"'{name}' must be an ISO 8601 date or time, or null.", param=name)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequestError(
-            f"'{name}' must be an ISO 8601 date or time such as 2027-01-31 or 2027-01-31T12:00:00Z.",
-            param=name,
-        ) from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _models(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-        isinstance(m, str) and m and "," not in m and len(m) <= 255 for m in value
-    ):
-        raise InvalidRequestError(
-            "'models' must be a list of provider:model ids such as [\"mock:echo\"], or null.", param="models"
-        )
-    return value
-
-
-def _limit_micros(body: dict[str, Any]) -> tuple[int | None, str]:
-    limit, name = _amount(body, "limit_usd", "limit_micros")
-    if limit is not None and limit < 0:
-        raise InvalidRequestError(f"'{name}' must not be negative.", param=name)
-    return limit, name
-
-
-def _rate_limits(body: dict[str, Any]) -> dict[str, int | None]:
-    """Read the rate limits given in the body: each a positive integer, or null for no limit."""
-    found: dict[str, int | None] = {}
-    for name in ratelimit.FIELDS:
-        if name in body:
-            value, high = body[name], 2**62 if name == "tpm_limit" else 2**31 - 1
-            wrong = isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high
-            if value is not None and wrong:
-                raise InvalidRequestError(f"'{name}' must be a positive integer or null.", param=name)
-            found[name] = value
-    return found
-
-
-def _query_int(name: str, low: int, high: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    # Length first: int() of thousands of digits is slow, then refused by Python itself.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high):
-        raise InvalidRequestError(f"'{name}' must be an integer from {low} to {high}.", param=name)
-    return int(raw)
-
-
-def _usage_filters() -> dict[str, Any]:
-    return {
-        "user_id": _query_int("user_id", 1, MAX_ID),
-        "key_id": _query_int("key_id", 1, MAX_ID),
-        "model": request.args.get("model") or None,
-        "since": _datetime(request.args.get("since"), "since"),
-    }
 
 
 def _list(records: Sequence[Record], **extra: Any) -> dict[str, Any]:
@@ -176,15 +65,15 @@ def list_users() -> dict[str, Any]:
 @bp.post("/users")
 def create_user() -> tuple[dict[str, Any], int]:
     """Create a user, optionally with an initial credit recorded in the ledger."""
-    body = _body("email", "is_admin", "unlimited", "credit_usd", "credit_micros", "note")
+    body = body_of("email", "is_admin", "unlimited", "credit_usd", "credit_micros", "note")
     email = body.get("email")
     if not isinstance(email, str):
         raise InvalidRequestError("'email' is required: a string such as ada@example.com.", param="email")
-    is_admin, unlimited = _bool(body, "is_admin"), _bool(body, "unlimited")
-    initial, name = _amount(body, "credit_usd", "credit_micros")
+    is_admin, unlimited = bool_field(body, "is_admin"), bool_field(body, "unlimited")
+    initial, name = amount_field(body, "credit_usd", "credit_micros")
     if initial is not None and initial < 0:
         raise InvalidRequestError(f"'{name}' must not be negative for a new user.", param=name)
-    note = _text(body, "note", 1000, "initial credit")
+    note = text_field(body, "note", 1000, "initial credit")
     with services().db.session_scope() as conn:
         user_id = users.register_user(conn, email, is_admin=is_admin, unlimited=unlimited)
         if initial:
@@ -202,13 +91,13 @@ def get_user(user_id: int) -> dict[str, Any]:
 @bp.post(f"/users/<{ID}:user_id>/credit")
 def credit_user(user_id: int) -> dict[str, Any]:
     """Add credit to a user's balance, or debit it with a negative amount."""
-    body = _body("amount_usd", "amount_micros", "note")
-    amount, name = _amount(body, "amount_usd", "amount_micros")
+    body = body_of("amount_usd", "amount_micros", "note")
+    amount, name = amount_field(body, "amount_usd", "amount_micros")
     if not amount:
         raise InvalidRequestError(
             "Give a non-zero 'amount_usd' or 'amount_micros' (negative to debit).", param=name
         )
-    note = _text(body, "note", 1000)
+    note = text_field(body, "note", 1000)
     with services().db.session_scope() as conn:
         users.get_user(conn, user_id)
         try:
@@ -231,7 +120,7 @@ def sign_out_user(user_id: int) -> dict[str, Any]:
 @bp.get("/keys")
 def list_keys() -> dict[str, Any]:
     """List keys, all or one user's; never a full key."""
-    user_id = _query_int("user_id", 1, MAX_ID)
+    user_id = query_int("user_id", 1, MAX_ID)
     with services().db.session_scope() as conn:
         return _list(keys.list_keys(conn, user_id=user_id))
 
@@ -239,17 +128,31 @@ def list_keys() -> dict[str, Any]:
 @bp.post("/keys")
 def create_key() -> Response:
     """Mint a key for a user; the response is the only place the full key ever appears."""
-    body = _body("user_id", "name", "limit_usd", "limit_micros", "expires_at", "models")
-    user_id = _id(body.get("user_id"), "user_id")
-    name = _text(body, "name", 200)
-    limit, _ = _limit_micros(body)
-    expires_at = _datetime(body.get("expires_at"), "expires_at")
-    models = _models(body.get("models"))
+    body = body_of(
+        "user_id", "team_id", "name", "limit_usd", "limit_micros", "expires_at", "models", *BUDGET_FIELDS
+    )
+    user_id = id_field(body.get("user_id"), "user_id")
+    team_id = None if body.get("team_id") is None else id_field(body["team_id"], "team_id")
+    budget = budget_field(body)
+    name = text_field(body, "name", 200)
+    limit, _ = limit_field(body)
+    expires_at = datetime_field(body.get("expires_at"), "expires_at")
+    models = models_field(body.get("models"))
     with services().db.session_scope() as conn:
         users.get_user(conn, user_id)
+        if team_id is not None:
+            teams.get_team_by_id(conn, team_id, clock.utcnow())
         key_id, minted = keys.create_key(
-            conn, user_id, name=name, limit_micros=limit, expires_at=expires_at, allowed_models=models
+            conn,
+            user_id,
+            name=name,
+            limit_micros=limit,
+            expires_at=expires_at,
+            allowed_models=models,
+            team_id=team_id,
         )
+        if budget is not None:
+            budgets.set_budget(conn, "key", key_id, *budget)
         created = {**keys.get_key(conn, key_id).to_json(), "key": minted.secret}
     resp = jsonify(created)
     resp.status_code = 201
@@ -272,23 +175,35 @@ def revoke_key(key_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/keys/<{ID}:key_id>")
 def update_key(key_id: int) -> dict[str, Any]:
-    """Change a key's name, limit, disabled flag, expiry, allowed models or rate limits."""
-    body = _body("name", "limit_usd", "limit_micros", "disabled", "expires_at", "models", *ratelimit.FIELDS)
+    """Change a key's name, limit, budget, disabled flag, expiry, allowed models or rate limits."""
+    body = body_of(
+        "name",
+        "limit_usd",
+        "limit_micros",
+        "disabled",
+        "expires_at",
+        "models",
+        *ratelimit.FIELDS,
+        *BUDGET_FIELDS,
+    )
+    budget = budget_field(body)
     changes: dict[str, Any] = {}
     if "name" in body:
-        changes["name"] = _text(body, "name", 200)
+        changes["name"] = text_field(body, "name", 200)
     if "limit_usd" in body or "limit_micros" in body:
-        changes["limit_micros"], _ = _limit_micros(body)
+        changes["limit_micros"], _ = limit_field(body)
     if "disabled" in body:
-        changes["disabled"] = _bool(body, "disabled")
+        changes["disabled"] = bool_field(body, "disabled")
     if "expires_at" in body:
-        changes["expires_at"] = _datetime(body["expires_at"], "expires_at")
+        changes["expires_at"] = datetime_field(body["expires_at"], "expires_at")
     if "models" in body:
-        changes["allowed_models"] = _models(body["models"])
+        changes["allowed_models"] = models_field(body["models"])
     svc = services()
     with svc.db.session_scope() as conn:
         keys.update_key(conn, key_id, **changes)
-        ratelimit.set_limits(conn, "key", key_id, **_rate_limits(body))
+        ratelimit.set_limits(conn, "key", key_id, **rate_limits(body))
+        if budget is not None:
+            budgets.set_budget(conn, "key", key_id, *budget)
         updated = keys.get_key(conn, key_id).to_json()
     svc.key_cache.clear()  # cached principals carry the old expiry, model list and rate limits
     return updated
@@ -296,12 +211,15 @@ def update_key(key_id: int) -> dict[str, Any]:
 
 @bp.patch(f"/users/<{ID}:user_id>")
 def update_user(user_id: int) -> dict[str, Any]:
-    """Change a user's rate limits, which all of the user's keys share."""
-    limits = _rate_limits(_body(*ratelimit.FIELDS))
+    """Change a user's rate limits and periodic budget, which all of the user's keys share."""
+    body = body_of(*ratelimit.FIELDS, *BUDGET_FIELDS)
+    limits, budget = rate_limits(body), budget_field(body)
     svc = services()
     with svc.db.session_scope() as conn:
         users.get_user(conn, user_id)
         ratelimit.set_limits(conn, "user", user_id, **limits)
+        if budget is not None:
+            budgets.set_budget(conn, "user", user_id, *budget)
         updated = users.get_user(conn, user_id).to_json()
     svc.key_cache.clear()
     return updated
@@ -310,8 +228,8 @@ def update_user(user_id: int) -> dict[str, Any]:
 @bp.get("/usage")
 def list_usage() -> dict[str, Any]:
     """List usage rows, newest first, filtered by user, key, model and time."""
-    filters = _usage_filters()
-    limit = _query_int("limit", 1, usage.MAX_LIMIT) or usage.DEFAULT_LIMIT
+    filters = usage_filters()
+    limit = query_int("limit", 1, usage.MAX_LIMIT) or usage.DEFAULT_LIMIT
     with services().db.session_scope() as conn:
         return _list(usage.list_usage(conn, limit=limit, **filters))
 
@@ -322,6 +240,6 @@ def summarize_usage() -> dict[str, Any]:
     group_by = request.args.get("group_by", "")
     if group_by not in usage.GROUPS:
         raise InvalidRequestError(f"'group_by' must be one of {', '.join(usage.GROUPS)}.", param="group_by")
-    filters = _usage_filters()
+    filters = usage_filters()
     with services().db.session_scope() as conn:
         return _list(usage.summarize(conn, group_by, **filters), group_by=group_by)

@@ -84,14 +84,20 @@ def is_free(target: Target) -> bool:
 
 
 def reserve(db: Database, clock: Clock, call: Call, default_max_tokens: int) -> Hold:
-    """Hold the call's worst-case cost, within the rate limits; raises a 429 when it cannot."""
+    """Hold the call's worst-case cost, within the rate limits and budgets; raises a 429 when it cannot."""
     worst = estimate(call, default_max_tokens)
     principal = call.principal
-    hold = Hold(
-        call.request_id, principal.user_id, principal.key_id, call.target.public_id, worst.amount_micros
-    )
     with db.session_scope() as conn:
         now = clock.now()
+        hold = Hold(
+            call.request_id,
+            principal.user_id,
+            principal.key_id,
+            call.target.public_id,
+            worst.amount_micros,
+            team_id=principal.team_id,
+            created_at=now,
+        )
         if principal.limits:  # rate limits: same transaction, so the hold counts as in flight
             ratelimit.admit(conn, principal.limits, worst.tokens, now)
         billing.reserve(conn, hold, now)

@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 from gateway.clock import Clock
 from gateway.store import billing
+from gateway.store.billing import HoldRef
 from gateway.store.database import Database
 
 log = logging.getLogger("gateway.relay")
-BATCH = 500  # request ids per UPDATE: one statement, well under every driver's bind limit
+BATCH = 250  # holds (two binds each) per UPDATE: one statement, well under every driver's bind limit
 
 
 class HoldKeeper:
@@ -29,7 +30,7 @@ class HoldKeeper:
         db: Database,
         clock: Clock,
         hold_timeout: float,
-        pending: Callable[[], set[str]],
+        pending: Callable[[], set[HoldRef]],
         replay: Callable[[], None],
     ) -> None:
         self.db = db
@@ -39,21 +40,21 @@ class HoldKeeper:
         self.tick = min(1.0, self.beat)  # how soon a spooled settlement is retried
         self.pending = pending
         self.replay = replay
-        self._live: set[str] = set()
+        self._live: set[HoldRef] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._wake = threading.Event()
 
-    def add(self, request_id: str) -> None:
-        """Keep this request's hold alive until discard()."""
+    def add(self, ref: HoldRef) -> None:
+        """Keep this hold alive until discard()."""
         with self._lock:
-            self._live.add(request_id)
+            self._live.add(ref)
             self._ensure_running()
 
-    def discard(self, request_id: str) -> None:
+    def discard(self, ref: HoldRef) -> None:
         with self._lock:
-            self._live.discard(request_id)
+            self._live.discard(ref)
 
     def kick(self) -> None:
         """Start the thread (if it is not running) to replay what is spooled."""
@@ -61,7 +62,7 @@ class HoldKeeper:
             self._ensure_running()
         self._wake.set()
 
-    def live(self) -> set[str]:
+    def live(self) -> set[HoldRef]:
         with self._lock:
             return set(self._live)
 
@@ -93,7 +94,7 @@ class HoldKeeper:
             except Exception:
                 log.exception("the hold keeper's beat failed; it tries again at the next one")
 
-    def _touch(self, ids: set[str]) -> None:
+    def _touch(self, ids: set[HoldRef]) -> None:
         ordered = sorted(ids)
         now = self.clock.now()
         for start in range(0, len(ordered), BATCH):

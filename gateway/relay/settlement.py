@@ -41,11 +41,11 @@ class Settlement:
         self._prune_lock = threading.Lock()
         self._next_prune = 0.0
         self.spool = Spool(settings.spool_dir)
-        self.keeper = HoldKeeper(db, clock, settings.hold_timeout, self.spool.request_ids, self.replay)
+        self.keeper = HoldKeeper(db, clock, settings.hold_timeout, self.spool.holds, self.replay)
 
     def held(self, hold: Hold) -> None:
         """Start the heartbeat of a hold just reserved: it lives as long as its request."""
-        self.keeper.add(hold.request_id)
+        self.keeper.add(hold.ref)
 
     def settle(
         self, call: Call, hold: Hold, usage: Usage | None, status: int, outcome: str, first_byte: float | None
@@ -80,7 +80,7 @@ class Settlement:
             estimated=usage.estimated,
         )
         self._write(hold, record, self.clock.now())
-        self.keeper.discard(call.request_id)
+        self.keeper.discard(hold.ref)
         self.observers.settled(_event(call, record, overrun))
         self.sweep_if_due()
         self.prune_if_due()
@@ -121,7 +121,7 @@ class Settlement:
         try:
             self._next_sweep = now + min(60.0, self.settings.hold_timeout / 2)
             with self.db.session_scope() as conn:
-                keep = self.keeper.live() | self.spool.request_ids()
+                keep = self.keeper.live() | self.spool.holds()
                 stale = timedelta(seconds=self.settings.hold_timeout)
                 swept = billing.sweep(conn, stale, self.clock.now(), keep)
             if swept:

@@ -13,8 +13,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-from gateway.store.billing import Hold, UsageRecord
+from gateway.store.billing import Hold, HoldRef, UsageRecord
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class Spool:
     def put(self, hold: Hold, record: UsageRecord, settled_at: datetime) -> None:
         """Keep one settlement durably; raises OSError when the disk refuses it."""
         os.makedirs(self.directory, exist_ok=True)
+        held = asdict(hold)
+        held["created_at"] = hold.created_at.isoformat() if hold.created_at else None
         body = json.dumps(
-            {"hold": asdict(hold), "record": asdict(record), "settled_at": settled_at.isoformat()}
+            {"hold": held, "record": asdict(record), "settled_at": settled_at.isoformat()}
         ).encode()
         # The name is a hash: request ids come from clients and must not name files.
         name = hashlib.sha256(f"{hold.user_id}:{hold.request_id}".encode()).hexdigest()
@@ -71,7 +74,7 @@ class Spool:
                 entries.append(
                     Pending(
                         path,
-                        Hold(**data["hold"]),
+                        _hold(data["hold"]),
                         UsageRecord(**data["record"]),
                         datetime.fromisoformat(data["settled_at"]),
                     )
@@ -82,9 +85,9 @@ class Spool:
                 continue  # half-written by a crash would be a .tmp; leave anything odd for an operator
         return sorted(entries, key=lambda p: p.settled_at)
 
-    def request_ids(self) -> set[str]:
-        """The request ids whose settlement is pending here: the sweep must leave their holds."""
-        return {p.hold.request_id for p in self.pending()}
+    def holds(self) -> set[HoldRef]:
+        """The holds whose settlement is pending here: the sweep must leave them."""
+        return {p.hold.ref for p in self.pending()}
 
     def done(self, entry: Pending) -> None:
         """Forget an entry once the database has it (or never will: its hold is gone)."""
@@ -92,3 +95,12 @@ class Spool:
             os.unlink(entry.path)
         except FileNotFoundError:
             pass
+
+
+def _hold(data: dict[str, Any]) -> Hold:
+    """Read a spooled hold; files of versions before teams have no team_id or created_at.
+
+    billing.settle reads those two from the hold's row when created_at is missing.
+    """
+    created = data.get("created_at")
+    return Hold(**dict(data, created_at=datetime.fromisoformat(created) if created else None))

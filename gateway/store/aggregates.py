@@ -20,9 +20,13 @@ _COLUMNS = "hour_at, user_id, key_id, model, requests, " + ", ".join(SUMMED)
 _ON_CONFLICT = "ON CONFLICT (hour_at, user_id, key_id, model) DO UPDATE SET " + ", ".join(
     f"{name} = usage_hourly.{name} + excluded.{name}" for name in ("requests", *SUMMED)
 )
-# The settlement's binds: b_* name the request, u_* its usage (store/billing.py).
-ADD_VALUES = "SELECT :b_hour, :b_user, :b_key, :b_model, 1, " + ", ".join(f":u_{n}" for n in SUMMED)
-ADD_SQL = f"INSERT INTO usage_hourly ({_COLUMNS}) {ADD_VALUES} {{where}} {_ON_CONFLICT}"
+# The settlement's binds: b_* name the request, u_* its usage (store/billing.py). A row's team is
+# its key's, which never changes, so team_id is not part of the conflict key.
+ADD_VALUES = "SELECT :b_hour, :b_user, :b_key, :b_model, CAST(:b_team AS BIGINT), 1, " + ", ".join(
+    f":u_{n}" for n in SUMMED
+)
+_ADD_COLUMNS = "hour_at, user_id, key_id, model, team_id, requests, " + ", ".join(SUMMED)
+ADD_SQL = f"INSERT INTO usage_hourly ({_ADD_COLUMNS}) {ADD_VALUES} {{where}} {_ON_CONFLICT}"
 # On SQLite an INSERT … SELECT with ON CONFLICT needs a WHERE, or the parser reads ON as a join.
 ADD = text(ADD_SQL.format(where="WHERE true")).bindparams(bindparam("b_hour", type_=DateTime(timezone=True)))
 

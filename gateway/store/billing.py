@@ -2,40 +2,32 @@
 
 Every balance change is one conditional UPDATE, so two gateways sharing one PostgreSQL cannot
 overspend: PostgreSQL re-checks the WHERE clause after taking the row lock, and SQLite runs one
-writer at a time. Rows are always locked user first, then key, so transactions cannot deadlock.
+writer at a time. Rows are always locked user first, then team, then key, so transactions cannot
+deadlock. Periodic budgets ride the same UPDATEs (store/billing_sql.py), so they hold as firmly.
 Functions here take a connection and never commit: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    DateTime,
-    String,
-    bindparam,
-    case,
-    delete,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.errors import DuplicateRequestError, InsufficientQuotaError, InvalidRequestError, NotFoundError
-from gateway.store import aggregates
-from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
+from gateway.clock import as_utc
+from gateway.errors import DuplicateRequestError, InvalidRequestError, NotFoundError
+from gateway.store import aggregates, billing_sql, periods
+from gateway.store.refusal import refusal
+from gateway.store.tables import holds, ledger_entries, users
 
 OUTCOMES = ("ok", "upstream_error", "client_disconnected", "timeout", "abandoned")
+
+
+# A hold is named by its user and request id: request ids come from clients, unique per user only.
+HoldRef = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -45,6 +37,12 @@ class Hold:
     key_id: int
     model: str
     amount_micros: int
+    team_id: int | None = None  # a team key's hold: on the team's balance, not the user's
+    created_at: datetime | None = None  # when it was reserved: its cost counts in that period
+
+    @property
+    def ref(self) -> HoldRef:
+        return (self.user_id, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -62,125 +60,25 @@ class UsageRecord:
     estimated: bool = False
 
 
-# The hot statements are built once: building and cache-keying a Core statement costs more CPU
-# than running it. Bind names differ from column names, as SQLAlchemy requires in UPDATEs.
-_RESERVE_USER = (
-    update(users)
-    .where(
-        users.c.id == bindparam("b_user"),
-        or_(
-            users.c.unlimited.is_(True), users.c.balance_micros - users.c.held_micros >= bindparam("b_amount")
-        ),
-    )
-    .values(held_micros=users.c.held_micros + bindparam("b_amount"))
-)
-_RESERVE_KEY = (
-    update(api_keys)
-    .where(
-        api_keys.c.id == bindparam("b_key"),
-        or_(
-            api_keys.c.limit_micros.is_(None),
-            api_keys.c.limit_micros - api_keys.c.spent_micros - api_keys.c.held_micros
-            >= bindparam("b_amount"),
-        ),
-    )
-    .values(held_micros=api_keys.c.held_micros + bindparam("b_amount"))
-)
-# One statement refuses an id that is in flight (unique violation) or already settled (NOT EXISTS).
-_INSERT_HOLD = insert(holds).from_select(
-    ["request_id", "user_id", "key_id", "model", "amount_micros", "created_at"],
-    select(
-        bindparam("b_rid", type_=String),
-        bindparam("b_user", type_=BigInteger),
-        bindparam("b_key", type_=BigInteger),
-        bindparam("b_model", type_=String),
-        bindparam("b_amount", type_=BigInteger),
-        bindparam("b_now", type_=DateTime(timezone=True)),
-    ).where(~exists().where(usage_records.c.request_id == bindparam("b_rid"))),
-)
+# The hot statements are built once: building and cache-keying a statement costs more CPU than
+# running it. Bind names differ from column names, as SQLAlchemy requires in UPDATEs.
+_RESERVE_USER = billing_sql.alone(billing_sql.RESERVE_USER)
+_RESERVE_TEAM = billing_sql.alone(billing_sql.RESERVE_TEAM)
+_RESERVE_KEY = billing_sql.alone(billing_sql.RESERVE_KEY)
+_INSERT_HOLD = billing_sql.alone(billing_sql.INSERT_HOLD)
+_CHARGE_USER = billing_sql.alone(billing_sql.CHARGE_USER)
+_CHARGE_TEAM = billing_sql.alone(billing_sql.CHARGE_TEAM)
+_CHARGE_KEY = billing_sql.alone(billing_sql.CHARGE_KEY)
+_INSERT_USAGE = billing_sql.alone(billing_sql.INSERT_USAGE)
 _TOUCH = (
     update(holds)
-    .where(holds.c.request_id.in_(bindparam("b_rids", expanding=True)))
+    .where(tuple_(holds.c.user_id, holds.c.request_id).in_(bindparam("b_refs", expanding=True)))
     .values(heartbeat_at=bindparam("b_now"))
 )
-_DELETE_HOLD = delete(holds).where(holds.c.request_id == bindparam("b_rid"))
-# Unlimited users are not debited; their spend still shows on the key and in usage.
-_CHARGE_USER = (
-    update(users)
-    .where(users.c.id == bindparam("b_user"))
-    .values(
-        balance_micros=users.c.balance_micros
-        - case((users.c.unlimited.is_(True), 0), else_=bindparam("b_cost")),
-        held_micros=users.c.held_micros - bindparam("b_amount"),
-    )
-)
-_CHARGE_KEY = (
-    update(api_keys)
-    .where(api_keys.c.id == bindparam("b_key"))
-    .values(
-        spent_micros=api_keys.c.spent_micros + bindparam("b_cost"),
-        held_micros=api_keys.c.held_micros - bindparam("b_amount"),
-        last_used_at=bindparam("b_now"),
-    )
-)
-_INSERT_USAGE = insert(usage_records)
-
-# On PostgreSQL each step is one statement, so one round trip and one commit: data-modifying CTEs.
-# Each UPDATE re-checks its WHERE after taking the row lock (READ COMMITTED), as the separate
-# statements do; each CTE names the one before it, which also fixes the lock order: user, then key.
-_RESERVE_PG = text(
-    """
-    WITH u AS (
-        UPDATE users SET held_micros = held_micros + :b_amount
-        WHERE id = :b_user AND (unlimited OR balance_micros - held_micros >= :b_amount)
-        RETURNING id
-    ), k AS (
-        UPDATE api_keys SET held_micros = held_micros + :b_amount
-        WHERE id = :b_key AND EXISTS (SELECT 1 FROM u)
-          AND (limit_micros IS NULL OR limit_micros - spent_micros - held_micros >= :b_amount)
-        RETURNING id
-    ), h AS (
-        INSERT INTO holds (request_id, user_id, key_id, model, amount_micros, created_at)
-        SELECT :b_rid, :b_user, :b_key, :b_model, :b_amount, :b_now
-        WHERE EXISTS (SELECT 1 FROM k)
-          AND NOT EXISTS (SELECT 1 FROM usage_records WHERE request_id = :b_rid)
-        RETURNING id
-    )
-    SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM k), (SELECT count(*) FROM h)
-    """
+_DELETE_HOLD = delete(holds).where(
+    holds.c.user_id == bindparam("b_user"), holds.c.request_id == bindparam("b_rid")
 )
 _USAGE_FIELDS = [f.name for f in fields(UsageRecord)]
-# Built from constants only (the hourly upsert is shared with the SQLite path), never from input.
-_SETTLE_PG = text(
-    """
-    WITH h AS (
-        DELETE FROM holds WHERE request_id = :b_rid RETURNING id
-    ), u AS (
-        UPDATE users SET balance_micros = balance_micros - CASE WHEN unlimited THEN 0 ELSE :b_cost END,
-                         held_micros = held_micros - :b_amount
-        WHERE id = :b_user AND EXISTS (SELECT 1 FROM h)
-        RETURNING id
-    ), k AS (
-        UPDATE api_keys SET spent_micros = spent_micros + :b_cost, held_micros = held_micros - :b_amount,
-                            last_used_at = :b_now
-        WHERE id = :b_key AND EXISTS (SELECT 1 FROM u)
-        RETURNING id
-    ), r AS (
-        INSERT INTO usage_records (request_id, user_id, key_id, model, created_at, status, outcome, stream,
-                                   prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-                                   cost_micros, latency_ms, ttfb_ms, estimated)
-        SELECT :b_rid, :b_user, :b_key, :b_model, :b_now, :u_status, :u_outcome, :u_stream,
-               :u_prompt_tokens, :u_completion_tokens, :u_cached_tokens, :u_reasoning_tokens,
-               :u_cost_micros, :u_latency_ms, :u_ttfb_ms, :u_estimated
-        WHERE EXISTS (SELECT 1 FROM k)
-        RETURNING id
-    ), a AS (
-        {add_hourly}
-        RETURNING id
-    )
-    SELECT count(*) FROM r
-    """.format(add_hourly=aggregates.ADD_SQL.format(where="WHERE EXISTS (SELECT 1 FROM r)"))  # noqa: S608
-)
 
 
 def _binds(hold: Hold, now: datetime) -> dict[str, object]:
@@ -188,47 +86,57 @@ def _binds(hold: Hold, now: datetime) -> dict[str, object]:
         "b_rid": hold.request_id,
         "b_user": hold.user_id,
         "b_key": hold.key_id,
+        "b_team": hold.team_id,
         "b_model": hold.model,
         "b_amount": hold.amount_micros,
+        # A team key's hold is on the team's balance; the user's own balance holds nothing.
+        "b_user_amount": 0 if hold.team_id is not None else hold.amount_micros,
         "b_now": now,
     }
 
 
 def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
-    """Hold the worst-case amount on the user's balance and the key's limit, or refuse.
+    """Hold the worst-case amount on the balance (the user's, or a team key's team's), the key's
+    limit and every periodic budget that applies (the key's, the user's, the team's), or refuse.
 
     :raises InsufficientQuotaError: the balance or the key's limit cannot cover the hold.
-    :raises DuplicateRequestError: a hold or usage row already has this request id.
+    :raises BudgetExceededError: a periodic budget cannot, until its period resets.
+    :raises DuplicateRequestError: a hold or usage row of this user already has this request id.
     """
-    binds = _binds(hold, now)
+    binds = _binds(hold, now) | periods.starts(now, "p_")
+    team = hold.team_id is not None
     if conn.dialect.name == "postgresql":
         try:
-            user_ok, key_ok, held = conn.execute(_RESERVE_PG, binds).one()
+            user_ok, team_ok, key_ok, held = conn.execute(billing_sql.RESERVE_PG, binds).one()
         except IntegrityError:
-            user_ok, key_ok, held = 1, 1, 0
-        _refuse_unless(user_ok, key_ok, held)
+            user_ok, team_ok, key_ok, held = 1, int(team), 1, 0
+        _refuse_unless(conn, hold, now, user_ok, team_ok if team else 1, key_ok, held)
         return
     user_ok = conn.execute(_RESERVE_USER, binds).rowcount
-    key_ok = user_ok and conn.execute(_RESERVE_KEY, binds).rowcount
+    team_ok = (not team or conn.execute(_RESERVE_TEAM, binds).rowcount) if user_ok else 0
+    key_ok = conn.execute(_RESERVE_KEY, binds).rowcount if team_ok else 0
     held = 0
     if key_ok:
         try:
             held = conn.execute(_INSERT_HOLD, binds).rowcount
         except IntegrityError:
             held = 0
-    _refuse_unless(user_ok, key_ok, held)
+    _refuse_unless(conn, hold, now, user_ok, int(team_ok), key_ok, held)
 
 
-def _refuse_unless(user_ok: int, key_ok: int, held: int) -> None:
-    # Raising rolls the caller's whole transaction back, so a refusal changes nothing.
-    if user_ok != 1:
-        raise InsufficientQuotaError(
-            "Your balance is too low for this request; add credit or lower max_tokens."
-        )
-    if key_ok != 1:
-        raise InsufficientQuotaError(
-            "This API key has reached its spend limit; raise the limit or use another key."
-        )
+def _refuse_unless(
+    conn: Connection, hold: Hold, now: datetime, user_ok: int, team_ok: int, key_ok: int, held: int
+) -> None:
+    # Raising rolls the caller's whole transaction back, so a refusal changes nothing. The first
+    # subject that refused is unchanged by its UPDATE, so reading it tells why.
+    for subject, subject_id, ok in (
+        ("user", hold.user_id, user_ok),
+        ("team", hold.team_id, team_ok),
+        ("key", hold.key_id, key_ok),
+    ):
+        if ok != 1 and subject_id is not None:
+            team_key = hold.team_id is not None
+            raise refusal(conn, subject, subject_id, hold.amount_micros, now, team_key=team_key)
     if held != 1:
         raise DuplicateRequestError()
 
@@ -236,32 +144,52 @@ def _refuse_unless(user_ok: int, key_ok: int, held: int) -> None:
 def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> bool:
     """Replace the hold by the real cost and write the request's one usage row.
 
+    The cost counts against each budget in the period the hold was made in, never a later one.
     Returns False, changing nothing, when the hold is already gone (settled or swept).
     """
-    binds = _binds(hold, now)
+    if hold.created_at is None:  # a settlement spooled by a version that did not write it down
+        found = _stored(conn, hold)
+        if found is None:
+            return False
+        hold = found
+    assert hold.created_at is not None
+    binds = _binds(hold, now) | periods.starts(hold.created_at, "h_")
     binds["b_cost"] = record.cost_micros
     binds["b_hour"] = aggregates.hour_of(now)
     binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
     if conn.dialect.name == "postgresql":
-        return conn.execute(_SETTLE_PG, binds).scalar_one() == 1
+        return conn.execute(billing_sql.SETTLE_PG, binds).scalar_one() == 1
     if conn.execute(_DELETE_HOLD, binds).rowcount != 1:
         return False
     conn.execute(_CHARGE_USER, binds)
+    if hold.team_id is not None:
+        conn.execute(_CHARGE_TEAM, binds)
     conn.execute(_CHARGE_KEY, binds)
-    row = dict(record.__dict__, request_id=hold.request_id, user_id=hold.user_id, key_id=hold.key_id)
-    conn.execute(_INSERT_USAGE, dict(row, model=hold.model, created_at=now))
+    conn.execute(_INSERT_USAGE, binds)
     conn.execute(aggregates.ADD, binds)
     return True
 
 
-def touch(conn: Connection, request_ids: Collection[str], now: datetime) -> int:
+def _stored(conn: Connection, hold: Hold) -> Hold | None:
+    """Return the hold with its team and creation time as stored, or None when it is gone."""
+    row = conn.execute(
+        select(holds.c.team_id, holds.c.created_at).where(
+            holds.c.user_id == hold.user_id, holds.c.request_id == hold.request_id
+        )
+    ).first()
+    if row is None:
+        return None
+    return replace(hold, team_id=row.team_id, created_at=as_utc(row.created_at))
+
+
+def touch(conn: Connection, refs: Collection[HoldRef], now: datetime) -> int:
     """Say that these requests still run, so the sweep leaves their holds alone; return how many."""
-    if not request_ids:
+    if not refs:
         return 0
-    return conn.execute(_TOUCH, {"b_rids": list(request_ids), "b_now": now}).rowcount
+    return conn.execute(_TOUCH, {"b_refs": list(refs), "b_now": now}).rowcount
 
 
-def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collection[str] = ()) -> int:
+def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collection[HoldRef] = ()) -> int:
     """Release holds whose worker stopped refreshing them, each as an abandoned request; return how many.
 
     A running request's worker refreshes heartbeat_at, so only a dead worker's holds go stale;
@@ -273,9 +201,17 @@ def sweep(conn: Connection, older_than: timedelta, now: datetime, keep: Collecti
         query = query.with_for_update(skip_locked=True)
     count = 0
     for row in conn.execute(query).all():
-        if row.request_id in keep:
+        hold = Hold(
+            row.request_id,
+            row.user_id,
+            row.key_id,
+            row.model,
+            row.amount_micros,
+            team_id=row.team_id,
+            created_at=as_utc(row.created_at),
+        )
+        if hold.ref in keep:
             continue
-        hold = Hold(row.request_id, row.user_id, row.key_id, row.model, row.amount_micros)
         record = UsageRecord(status=0, outcome="abandoned", stream=False, estimated=True)
         if settle(conn, hold, record, now):
             count += 1

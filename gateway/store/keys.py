@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway.clock import as_utc, utcnow
-from gateway.errors import NotFoundError
-from gateway.store import changes, ratelimit
+from gateway.errors import InvalidRequestError, NotFoundError
+from gateway.store import budgets, changes, ratelimit, teams
 from gateway.store.records import Record
 from gateway.store.tables import api_keys, users
 
@@ -85,6 +85,11 @@ class KeyRecord(Record):
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_concurrent: int | None = None
+    team_id: int | None = None  # a team key: it draws on the team's balance and budget
+    budget_micros: int | None = None
+    budget_period: str | None = None
+    period_spent_micros: int = 0
+    period_resets_at: datetime | None = None
 
 
 def create_key(
@@ -95,8 +100,18 @@ def create_key(
     limit_micros: int | None = None,
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
+    team_id: int | None = None,
 ) -> tuple[int, MintedKey]:
-    """Mint a key for a user; the secret in the result is the only copy there will ever be."""
+    """Mint a key for a user (a team key with team_id); the secret in the result is the only copy.
+
+    :raises InvalidRequestError: the user is not a member of the team (code not_a_team_member).
+    """
+    if team_id is not None and teams.role_of(conn, team_id, user_id) is None:
+        raise InvalidRequestError(
+            "A team key is made for a member of the team; add the user to the team first.",
+            param="team",
+            code="not_a_team_member",
+        )
     minted = mint()
     key_id = conn.execute(
         insert(api_keys)
@@ -109,6 +124,7 @@ def create_key(
             expires_at=expires_at,
             created_at=utcnow(),
             allowed_models=",".join(allowed_models) if allowed_models else None,
+            team_id=team_id,
         )
         .returning(api_keys.c.id)
     ).scalar_one()
@@ -139,7 +155,8 @@ def _state(row: Row[Any], now: datetime) -> str:
 
 
 def _record(row: Row[Any], now: datetime) -> KeyRecord:
-    values = dict(row._mapping)
+    values = {k: v for k, v in row._mapping.items() if k not in budgets.COLUMNS}
+    values.update(budgets.fields_of(row, now))
     for name in ("expires_at", "revoked_at", "last_used_at", "created_at"):
         values[name] = as_utc(values[name])
     values["allowed_models"] = [m for m in row.allowed_models.split(",") if m] if row.allowed_models else None
@@ -162,17 +179,28 @@ _KEY_COLUMNS = (
     api_keys.c.last_used_at,
     api_keys.c.created_at,
     *(api_keys.c[name] for name in ratelimit.FIELDS),
+    api_keys.c.team_id,
+    *budgets.columns(api_keys),
 )
 
 
-def list_keys(conn: Connection, *, user_id: int | None = None, key_id: int | None = None) -> list[KeyRecord]:
-    """Return keys, oldest first."""
+def list_keys(
+    conn: Connection,
+    *,
+    user_id: int | None = None,
+    key_id: int | None = None,
+    team_id: int | None = None,
+    now: datetime | None = None,
+) -> list[KeyRecord]:
+    """Return keys, oldest first; budgets as of now (the wall clock unless given)."""
     query = select(*_KEY_COLUMNS).join(users, users.c.id == api_keys.c.user_id).order_by(api_keys.c.id)
     if user_id is not None:
         query = query.where(api_keys.c.user_id == user_id)
     if key_id is not None:
         query = query.where(api_keys.c.id == key_id)
-    now = utcnow()
+    if team_id is not None:
+        query = query.where(api_keys.c.team_id == team_id)
+    now = now or utcnow()
     return [_record(row, now) for row in conn.execute(query)]
 
 

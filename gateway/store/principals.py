@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
 from gateway.clock import as_utc
 from gateway.store import ratelimit
-from gateway.store.tables import api_keys, users
+from gateway.store.tables import api_keys, team_members, users
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,17 @@ class Principal:
     allowed_models: frozenset[str] | None
     expires_at: datetime | None
     limits: tuple[ratelimit.Limit, ...] = ()  # empty: no rate-limit work on the hot path
+    team_id: int | None = None  # a team key: the team's balance pays, its budget applies
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
 
 
 def find_principal(conn: Connection, key_hash: str) -> Principal | None:
-    """Return the principal for a usable key hash, or None (unknown, revoked or disabled)."""
+    """Return the principal for a usable key hash, or None (unknown, revoked or disabled).
+
+    A team key is usable only while its user is a member of its team: leaving the team ends it.
+    """
     row = conn.execute(
         select(
             api_keys.c.id,
@@ -38,6 +42,7 @@ def find_principal(conn: Connection, key_hash: str) -> Principal | None:
             api_keys.c.key_hash,
             api_keys.c.allowed_models,
             api_keys.c.expires_at,
+            api_keys.c.team_id,
             users.c.id.label("user_id"),
             users.c.email,
             users.c.is_admin,
@@ -45,8 +50,15 @@ def find_principal(conn: Connection, key_hash: str) -> Principal | None:
             *(users.c[name].label("user_" + name) for name in ratelimit.FIELDS),
         )
         .join(users, users.c.id == api_keys.c.user_id)
+        .outerjoin(
+            team_members,
+            and_(team_members.c.team_id == api_keys.c.team_id, team_members.c.user_id == api_keys.c.user_id),
+        )
         .where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None), api_keys.c.disabled.is_(False)
+            api_keys.c.key_hash == key_hash,
+            api_keys.c.revoked_at.is_(None),
+            api_keys.c.disabled.is_(False),
+            or_(api_keys.c.team_id.is_(None), team_members.c.id.is_not(None)),
         )
     ).first()
     if row is None:
@@ -61,4 +73,5 @@ def find_principal(conn: Connection, key_hash: str) -> Principal | None:
         allowed_models=allowed,
         expires_at=as_utc(row.expires_at),
         limits=ratelimit.limits_of(row),
+        team_id=row.team_id,
     )

@@ -40,6 +40,21 @@ def _rate_limits() -> list[Column]:
     return [Column("rpm_limit", Integer), Column("tpm_limit", BigInteger), Column("max_concurrent", Integer)]
 
 
+def _budget() -> list[Column]:
+    """A periodic budget (store/periods.py): NULL budget_micros means none.
+
+    period_spent_micros counts settled cost since period_start; period_held_micros the open holds.
+    A row whose period_start is older than the current period's start has spent nothing in it.
+    """
+    return [
+        Column("budget_micros", BigInteger),
+        Column("budget_period", String(8)),  # 'day' | 'week' | 'month'
+        Column("period_start", DateTime(timezone=True)),
+        Column("period_spent_micros", BigInteger, nullable=False, server_default=text("0")),
+        Column("period_held_micros", BigInteger, nullable=False, server_default=text("0")),
+    ]
+
+
 users = Table(
     "users",
     metadata,
@@ -54,6 +69,41 @@ users = Table(
     *_rate_limits(),
     # Bumped by sign-out and "sign out everywhere": a console session made before it is refused.
     Column("session_generation", Integer, nullable=False, server_default=text("0")),
+    *_budget(),
+)
+
+# A team has members, its own balance (team keys draw on it) and optionally a periodic budget.
+teams = Table(
+    "teams",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("balance_micros", BigInteger, nullable=False, server_default=text("0")),
+    Column("held_micros", BigInteger, nullable=False, server_default=text("0")),
+    *_budget(),
+    _created_at(),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    _id(),
+    Column("team_id", Id, ForeignKey("teams.id"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("role", String(16), nullable=False),  # 'owner' | 'member'
+    _created_at(),
+    UniqueConstraint("team_id", "user_id", name="uq_team_members"),
+)
+
+# Credits and debits of a team's balance made by admins, with their reason.
+team_ledger_entries = Table(
+    "team_ledger_entries",
+    metadata,
+    _id(),
+    Column("team_id", Id, ForeignKey("teams.id"), nullable=False, index=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    _created_at(),
 )
 
 api_keys = Table(
@@ -74,14 +124,18 @@ api_keys = Table(
     Column("last_used_at", DateTime(timezone=True)),
     _created_at(),
     *_rate_limits(),
+    *_budget(),
+    # A team key draws on the team's balance and budget; it works only while its user is a member.
+    Column("team_id", Id, ForeignKey("teams.id"), index=True),
 )
 
-# One row per request in flight: the worst-case amount held on the user and the key.
+# One row per request in flight: the worst-case amount held on the user (or the team) and the key.
+# Request ids are the client's (X-Request-Id), so they are unique per user, not across users.
 holds = Table(
     "holds",
     metadata,
     _id(),
-    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_id", String(128), nullable=False),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     Column("model", String(255), nullable=False),
@@ -89,6 +143,8 @@ holds = Table(
     _created_at(),
     # The worker refreshes it while the request runs; the sweep takes only holds it stopped refreshing.
     Column("heartbeat_at", DateTime(timezone=True)),
+    Column("team_id", Id, ForeignKey("teams.id")),  # a team key's hold: held on the team, not the user
+    UniqueConstraint("user_id", "request_id", name="uq_holds_user_request"),
     Index("ix_holds_created_at", "created_at"),
 )
 
@@ -96,7 +152,7 @@ usage_records = Table(
     "usage_records",
     metadata,
     _id(),
-    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_id", String(128), nullable=False),
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     Column("model", String(255), nullable=False),
@@ -112,6 +168,8 @@ usage_records = Table(
     Column("outcome", String(32), nullable=False),
     Column("estimated", Boolean, nullable=False, server_default=false()),
     _created_at(),
+    Column("team_id", Id, ForeignKey("teams.id")),  # the team whose balance paid (team keys)
+    UniqueConstraint("user_id", "request_id", name="uq_usage_records_user_request"),
     Index("ix_usage_records_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_records_key_id_created_at", "key_id", "created_at"),
     # The newest rows for everyone (the admin's console) and the retention's oldest-first deletes.
@@ -128,8 +186,7 @@ usage_hourly = Table(
     Column("user_id", Id, ForeignKey("users.id"), nullable=False),
     Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
     Column("model", String(255), nullable=False),
-    # Not written yet: teams (issue 15) fill it from the key's team; until then sums per team join
-    # api_keys on key_id, which is exact as long as a key does not change team.
+    # The key's team, written at settlement (a key never changes team, so it is one per row).
     Column("team_id", Id),
     Column("requests", BigInteger, nullable=False, server_default=text("0")),
     Column("prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
@@ -140,6 +197,7 @@ usage_hourly = Table(
     UniqueConstraint("hour_at", "user_id", "key_id", "model", name="uq_usage_hourly"),
     Index("ix_usage_hourly_user_id_hour_at", "user_id", "hour_at"),
     Index("ix_usage_hourly_key_id_hour_at", "key_id", "hour_at"),
+    Index("ix_usage_hourly_team_id_hour_at", "team_id", "hour_at"),
 )
 
 ledger_entries = Table(
@@ -208,4 +266,19 @@ access_changes = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("version", BigInteger, nullable=False, server_default=text("0")),
+)
+
+# One row per alert sent (or being sent) for a subject ('team:3', 'user:2', 'key:5') and period:
+# the unique constraint makes "exactly one per threshold and period" hold across workers and hosts.
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    _id(),
+    Column("subject", String(64), nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("kind", String(16), nullable=False),  # 'threshold' | 'exhausted'
+    _created_at(),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("subject", "period_start", "kind", name="uq_budget_alerts"),
 )

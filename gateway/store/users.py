@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import as_utc, utcnow
 from gateway.errors import EmailTakenError, InvalidRequestError, NotFoundError
-from gateway.store import ratelimit
+from gateway.store import budgets, ratelimit
 from gateway.store.records import Record
 from gateway.store.tables import users
 
@@ -36,6 +36,10 @@ class UserRecord(Record):
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_concurrent: int | None = None
+    budget_micros: int | None = None
+    budget_period: str | None = None
+    period_spent_micros: int = 0
+    period_resets_at: datetime | None = None
 
     @property
     def available_micros(self) -> int:
@@ -54,6 +58,7 @@ _USER_COLUMNS = (
     users.c.held_micros,
     users.c.created_at,
     *(users.c[name] for name in ratelimit.FIELDS),
+    *budgets.columns(users),
 )
 
 
@@ -120,16 +125,23 @@ def register_user(conn: Connection, email: str, *, is_admin: bool = False, unlim
         raise EmailTakenError(f"A user with the email {email} already exists.", param="email") from None
 
 
-def list_users(conn: Connection, *, email: str | None = None, user_id: int | None = None) -> list[UserRecord]:
-    """Return users, oldest first."""
+def list_users(
+    conn: Connection, *, email: str | None = None, user_id: int | None = None, now: datetime | None = None
+) -> list[UserRecord]:
+    """Return users, oldest first; budgets as of now (the wall clock unless given)."""
     query = select(*_USER_COLUMNS).order_by(users.c.id)
     if email is not None:
         query = query.where(users.c.email == email.strip().lower())
     if user_id is not None:
         query = query.where(users.c.id == user_id)
-    return [
-        UserRecord(**dict(row._mapping, created_at=as_utc(row.created_at))) for row in conn.execute(query)
-    ]
+    now = now or utcnow()
+    return [_record(row, now) for row in conn.execute(query)]
+
+
+def _record(row: Row[Any], now: datetime) -> UserRecord:
+    values = {k: v for k, v in row._mapping.items() if k not in budgets.COLUMNS}
+    values.update(budgets.fields_of(row, now), created_at=as_utc(row.created_at))
+    return UserRecord(**values)
 
 
 def get_user(conn: Connection, user_id: int) -> UserRecord:

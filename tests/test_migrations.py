@@ -1,0 +1,106 @@
+"""`gateway db init` brings a database made by an earlier version up to the current schema, keeping rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Column, MetaData, Table, inspect, select, text
+
+from gateway.errors import DuplicateRequestError
+from gateway.store import billing, migrations
+from gateway.store.billing import Hold, UsageRecord
+from gateway.store.database import Database
+from gateway.store.tables import holds, metadata, usage_records
+from tests.support.app import make_account, services
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def _as_before(table: Table) -> Table:
+    """The table as versions before issue 12 made it: request_id unique across all users."""
+    columns = [
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, unique=c.name == "request_id")
+        for c in table.columns
+    ]
+    return Table(table.name, MetaData(), *columns)
+
+
+def _uniques(db: Database, table: str) -> list[list[str]]:
+    return sorted(u["column_names"] for u in inspect(db.engine).get_unique_constraints(table))
+
+
+@pytest.fixture
+def old_database(make_app):
+    """A current database whose holds and usage tables are put back as they were, with a row each."""
+    app = make_app()
+    acct = make_account(app, email="old@example.com", balance_micros=10_000)
+    db = services(app).db
+    with db.session_scope() as conn:
+        for table in (holds, usage_records):
+            conn.execute(text(f"DROP TABLE {table.name}"))
+            _as_before(table).create(conn)
+        billing.reserve(conn, Hold("kept-hold", acct.user_id, acct.key_id, "mock:echo", 100), NOW)
+        billing.reserve(conn, Hold("kept-row", acct.user_id, acct.key_id, "mock:echo", 100), NOW)
+        billing.settle(
+            conn,
+            Hold("kept-row", acct.user_id, acct.key_id, "mock:echo", 100),
+            UsageRecord(status=200, outcome="ok", stream=False, cost_micros=7),
+            NOW,
+        )
+    assert _uniques(db, "holds") == [["request_id"]]
+    return app, acct
+
+
+def test_request_ids_become_unique_per_user_and_rows_stay(old_database):
+    app, acct = old_database
+    db = services(app).db
+    for _ in range(2):  # idempotent: db init runs the steps on every start
+        with db.session_scope() as conn:
+            migrations.scope_request_ids(conn)
+    assert _uniques(db, "holds") == [["user_id", "request_id"]]
+    assert _uniques(db, "usage_records") == [["user_id", "request_id"]]
+    with db.session_scope() as conn:
+        assert conn.execute(select(holds.c.request_id)).scalars().all() == ["kept-hold"]
+        assert conn.execute(select(usage_records.c.cost_micros)).scalars().all() == [7]
+    other = make_account(app, email="other@example.com", balance_micros=10_000)
+    with db.session_scope() as conn:  # another user may use the same ids now
+        billing.reserve(conn, Hold("kept-hold", other.user_id, other.key_id, "mock:echo", 100), NOW)
+        billing.reserve(conn, Hold("kept-row", other.user_id, other.key_id, "mock:echo", 100), NOW)
+    with pytest.raises(DuplicateRequestError), db.session_scope() as conn:  # the owner still may not
+        billing.reserve(conn, Hold("kept-row", acct.user_id, acct.key_id, "mock:echo", 100), NOW)
+
+
+TEAM_TABLES = {"teams", "team_members", "team_ledger_entries", "budget_alerts"}
+BUDGET = {"budget_micros", "budget_period", "period_start", "period_spent_micros", "period_held_micros"}
+ADDED = {
+    "users": BUDGET,
+    "api_keys": BUDGET | {"team_id"},
+    "holds": {"team_id"},
+    "usage_records": {"team_id"},
+}
+
+
+def _before_teams() -> MetaData:
+    """The current tables without what issue 15 added: what an older version created."""
+    old = MetaData()
+    for table in metadata.sorted_tables:
+        if table.name in TEAM_TABLES:
+            continue
+        dropped = ADDED.get(table.name, set())
+        Table(table.name, old, *(c._copy() for c in table.columns if c.name not in dropped))
+    return old
+
+
+def test_migrate_adds_the_team_and_budget_columns_to_an_older_database(db_url):
+    db = Database(db_url)
+    _before_teams().create_all(db.engine)
+    assert "budget_micros" not in {c["name"] for c in inspect(db.engine).get_columns("users")}
+    db.create_schema()
+    insp = inspect(db.engine)
+    for table, columns in ADDED.items():
+        assert columns <= {c["name"] for c in insp.get_columns(table)}, table
+    assert TEAM_TABLES <= set(insp.get_table_names())
+    assert "ix_api_keys_team_id" in {i["name"] for i in insp.get_indexes("api_keys")}
+    db.create_schema()  # idempotent
+    db.dispose()
