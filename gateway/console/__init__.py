@@ -1,4 +1,4 @@
-"""The web console under /console/: sign-up and sign-in, API keys, balance and usage, quickstart, admin.
+"""The web console under /console/: sign-up and sign-in, API keys, balance, usage, teams, quickstart, admin.
 
 init_app() sets up the signed session cookie and CSRF protection; the views live in the modules below.
 """
@@ -13,11 +13,24 @@ from werkzeug.wrappers import Response
 
 from gateway.blueprints.errors import register_pages
 from gateway.config.settings import Settings
-from gateway.console import admin, balance, formatting, keys, password, quickstart, signin
+from gateway.console import admin, admin_teams, balance, formatting, keys, password, quickstart, signin, teams
 from gateway.console.base import bp, error_page, in_console
+from gateway.console.budget import budget_bar
 from gateway.console.secret import load_secret_key
 
-__all__ = ["admin", "balance", "bp", "init_app", "keys", "password", "quickstart", "root", "signin"]
+__all__ = [
+    "admin",
+    "admin_teams",
+    "balance",
+    "bp",
+    "init_app",
+    "keys",
+    "password",
+    "quickstart",
+    "root",
+    "signin",
+    "teams",
+]
 
 root = Blueprint("root", __name__)
 
@@ -61,7 +74,9 @@ def init_app(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=12 * 3600,
     )
     CSRFProtect(app)
-    app.jinja_env.filters.update(usd=formatting.usd, when=formatting.when, tokens=formatting.tokens)
+    app.jinja_env.filters.update(
+        usd=formatting.usd, when=formatting.when, tokens=formatting.tokens, budget_bar=budget_bar
+    )
     app.after_request(_secure_console)
     register_pages(app, error_page)
     app.register_blueprint(root)

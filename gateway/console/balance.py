@@ -1,4 +1,4 @@
-"""Balance and usage: the last 30 days by day and by model, and the latest requests."""
+"""Balance and usage: the last 30 days by day and by model, the latest requests, the budgets that apply."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from werkzeug.wrappers import Response
 
 from gateway.blueprints.services import services
 from gateway.console.base import bp, no_store, signed_in
+from gateway.console.budget import Budgeted
 from gateway.console.chart import Chart, daily_tokens
-from gateway.store import usage
+from gateway.store import keys, memberships, teams, usage
 from gateway.store.database import Database
 from gateway.store.usage import UsageRow, UsageSum
+from gateway.store.users import UserRecord
 
 DAYS = 30
 LATEST = 50
@@ -49,9 +51,34 @@ def usage_report(db: Database, user_id: int | None) -> Report:
     return Report(first_day, list(reversed(by_day)), by_model, by_user, latest, chart, totals)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """One periodic budget that limits the user's spend: their own, a key's or a team's."""
+
+    label: str
+    subject: Budgeted  # a UserRecord, KeyRecord or TeamRecord: they share the budget fields
+
+
+def budgets_of(db: Database, user: UserRecord, now: datetime) -> list[Budget]:
+    """Return the budgets set on the user, on their keys that are not revoked, and on their teams."""
+    found = [Budget("Your budget", user)] if user.budget_micros is not None else []
+    with db.session_scope() as conn:
+        for key in keys.list_keys(conn, user_id=user.id, now=now):
+            if key.budget_micros is not None and key.state != "revoked":
+                found.append(Budget(f"Key {key.name or 'unnamed'} ({key.prefix}…)", key))
+        for member in memberships.memberships_of(conn, user.id):
+            team = teams.get_team_by_id(conn, member.team_id, now)
+            if team.budget_micros is not None:
+                found.append(Budget(f"Team {team.name}", team))
+    return found
+
+
 @bp.get("/usage")
 @signed_in
 def show_usage() -> Response:
-    """Show the user's balance and their own usage, nobody else's."""
-    report = usage_report(services().db, g.user.id)
-    return no_store(make_response(render_template("usage.html", report=report, days=DAYS)))
+    """Show the user's balance, the budgets that apply to them and their own usage, nobody else's."""
+    svc = services()
+    report = usage_report(svc.db, g.user.id)
+    limits = budgets_of(svc.db, g.user, svc.clock.now())
+    html = render_template("usage.html", report=report, days=DAYS, budgets=limits)
+    return no_store(make_response(html))

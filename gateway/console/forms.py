@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, SelectMultipleField, StringField
+from wtforms import BooleanField, DateField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from gateway.errors import InvalidRequestError
 from gateway.store import billing
 from gateway.store.logins import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from gateway.store.periods import PERIODS
+from gateway.store.teams import MAX_NAME, ROLES
 from gateway.store.users import check_email
 
 
@@ -120,3 +123,29 @@ class UserForm(FlaskForm):
         ],
     )
     is_admin = BooleanField("Administrator")
+
+
+class MemberForm(FlaskForm):
+    """An owner adds a member by email (an existing account), or changes a member's role."""
+
+    email = StringField("Email", validators=[DataRequired(), _email])
+    role = SelectField(
+        "Role", choices=[SelectChoice(r, r.capitalize()) for r in ROLES[::-1]], default="member"
+    )
+
+
+class TeamKeyForm(FlaskForm):
+    """A member's key on the team's balance and budget."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+
+
+class BudgetForm(FlaskForm):
+    """A periodic budget; an empty amount means no budget."""
+
+    budget_usd = UsdField("Budget (USD)", validators=[Optional()])
+    period = SelectField("Period", choices=[SelectChoice(p, p) for p in PERIODS], default="month")
+
+
+class TeamForm(BudgetForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=MAX_NAME)])

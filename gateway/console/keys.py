@@ -11,7 +11,7 @@ from gateway.blueprints.admin import ID
 from gateway.blueprints.services import services
 from gateway.console.base import bp, no_store, signed_in
 from gateway.console.forms import ConfirmForm, KeyForm
-from gateway.store import keys
+from gateway.store import keys, memberships
 from gateway.store.keys import KeyRecord
 
 
@@ -33,8 +33,11 @@ def _own_key(key_id: int) -> KeyRecord:
 def _page(form: KeyForm, status: int = 200, created: KeyRecord | None = None, secret: str = "") -> Response:
     with services().db.session_scope() as conn:
         rows = keys.list_keys(conn, user_id=g.user.id)
+        team_names = memberships.team_names(conn, {k.team_id for k in rows if k.team_id is not None})
     rows.reverse()  # newest first
-    html = render_template("keys.html", form=form, keys=rows, created=created, secret=secret)
+    html = render_template(
+        "keys.html", form=form, keys=rows, created=created, secret=secret, team_names=team_names
+    )
     return no_store(make_response(html, status))
 
 

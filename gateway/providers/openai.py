@@ -25,6 +25,7 @@ from gateway.providers.base import (
 )
 from gateway.providers.chunks import dumps, usage_object
 from gateway.providers.events import DONE, Event, encode_comment, encode_data
+from gateway.providers.plain_chunk import content_weight, delta_weight
 from gateway.providers.responses import native as responses_native
 
 
@@ -284,6 +285,13 @@ class OpenAIStreamTranslator(StreamTranslator):
             return []
         if data.strip() == b"[DONE]":
             return self._end()
+        # A client that asked for usage may need a made-up usage chunk with the stream's id and created.
+        head_seen = not self.client_usage or len(self._head) == 2
+        if event.event is None and self._held is None and head_seen and self._needle in data:
+            weight = content_weight(data)
+            if weight is not None:  # a plain content chunk: relayed as it came, model swapped
+                self.relayed_bytes += weight
+                return [encode_data(data.replace(self._needle, self._model, 1))]
         try:
             chunk = json.loads(data)
         except (ValueError, RecursionError):
@@ -309,7 +317,7 @@ class OpenAIStreamTranslator(StreamTranslator):
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, dict):
-                    self.relayed_bytes += _text_weight(choice.get("delta"))
+                    self.relayed_bytes += delta_weight(choice.get("delta"))
                     if isinstance(choice.get("text"), str):  # legacy completions
                         self.relayed_bytes += text_weight(choice["text"])
                     finishing = finishing or choice.get("finish_reason") is not None
@@ -374,21 +382,3 @@ class OpenAIStreamTranslator(StreamTranslator):
             return encode_data(data.replace(self._needle, self._model, 1))
         chunk["model"] = self.public_model
         return encode_data(dumps(chunk))
-
-
-def _text_weight(delta: Any) -> int:
-    if not isinstance(delta, dict):
-        return 0
-    total = 0
-    for name in ("content", "reasoning_content", "reasoning", "refusal"):
-        value = delta.get(name)
-        if isinstance(value, str):
-            total += text_weight(value)
-    for call in delta.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            for name in ("name", "arguments"):
-                value = function.get(name)
-                if isinstance(value, str):
-                    total += text_weight(value)
-    return total

@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from gateway.errors import ServiceUnavailableError
 from gateway.store import migrations
 from gateway.store.tables import metadata
+from gateway.store.write_gate import WriteGate
 
 # SQLite's "database is locked" (busy_timeout ran out) and PostgreSQL's lock_not_available (55P03,
 # lock_timeout) and query_canceled (57014, statement_timeout): another writer held the data too long.
@@ -103,6 +104,10 @@ class Database:
         self, url: str, pool_size: int = 5, pool_timeout: float = 30.0, timeouts: Timeouts = Timeouts()
     ) -> None:
         self.engine = make_engine(url, pool_size, pool_timeout, timeouts)
+        self.gate: WriteGate | None = None  # SQLite: the writers of this process queue here
+        if self.engine.dialect.name == "sqlite":
+            self.gate = WriteGate(10.0 if timeouts.lock is None else timeouts.lock)
+            event.listen(self.engine, "before_cursor_execute", self.gate.before_execute)
 
     @property
     def is_postgres(self) -> bool:
@@ -111,6 +116,7 @@ class Database:
     @contextmanager
     def session_scope(self) -> Iterator[Connection]:
         """Run a transaction: commit on success, roll back on error; store failures become 503."""
+        scope = self.gate.open() if self.gate is not None else None
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -126,6 +132,9 @@ class Database:
         except PoolTimeoutError as exc:
             # Every pooled connection stayed busy for pool_timeout: overload, not a bug.
             raise ServiceUnavailableError("The gateway is too busy right now; try again shortly.") from exc
+        finally:
+            if scope is not None:
+                scope.close()  # after the commit or rollback: the next writer of this process goes
 
     def ping(self) -> None:
         """Run one trivial query; raises when the database cannot be reached."""
