@@ -6,6 +6,7 @@ The clock is passed in: every moment below is a reservation's or settlement's `n
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from sqlalchemy import select, update
 
 from gateway.errors import BudgetExceededError, InsufficientQuotaError
 from gateway.relay.spool import Spool
-from gateway.store import billing, budgets, keys, teams
+from gateway.store import billing, budgets, keys, teams, usage
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
 from gateway.store.periods import next_start
@@ -235,3 +236,63 @@ def test_a_settlement_spooled_before_teams_still_settles(s, tmp_path):
         team = conn.execute(select(teams.teams).where(teams.teams.c.id == s.team_id)).one()
         assert conn.execute(select(holds)).first() is None
     assert (team.balance_micros, team.held_micros) == (4700, 0)
+
+
+def test_usage_sums_per_team_count_team_keys_only(s):
+    with s.db.session_scope() as conn:
+        teams.credit_team(conn, s.team_id, 10_000, "", NOON)
+    for rid, team, cost in (("t1", True, 300), ("t2", True, 200), ("own", False, 999)):
+        h = hold(s, rid, 1000, NOON, team=team)
+        reserve(s, h, NOON)
+        settle(s, h, cost, NOON + timedelta(minutes=10))
+    with s.db.session_scope() as conn:
+        sums = usage.summarize(conn, "team")
+        partial = usage.summarize(conn, "team", since=NOON + timedelta(minutes=5))
+    assert [r.to_json() for r in sums] == [
+        {
+            "team_id": s.team_id,
+            "team": "research",
+            "requests": 2,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+            "cost_micros": 500,
+        }
+    ]
+    assert [(r.team, r.requests, r.cost_micros) for r in partial] == [("research", 2, 500)]  # raw rows too
+
+
+def test_concurrent_reservations_of_two_members_never_pass_the_team_budget(s):
+    """Threads on one pool: each reservation is one statement (PostgreSQL) or one writer (SQLite)."""
+    budget(s, "team", 1000, "day")
+    with s.db.session_scope() as conn:
+        teams.credit_team(conn, s.team_id, 1_000_000, "", NOON)
+        bob = create_user(conn, "bob@example.com")
+        teams.add_member(conn, s.team_id, bob, "member", NOON)
+        bob_key, _ = keys.create_key(conn, bob, team_id=s.team_id)
+    holds_made = [
+        Hold(
+            f"r{i}",
+            *((s.user_id, s.team_key_id) if i % 2 else (bob, bob_key)),
+            "priced:echo",
+            100,
+            team_id=s.team_id,
+            created_at=NOON,
+        )
+        for i in range(24)
+    ]
+
+    def attempt(h: Hold) -> bool:
+        try:
+            reserve(s, h, NOON)
+        except BudgetExceededError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = sum(pool.map(attempt, holds_made))
+    with s.db.session_scope() as conn:
+        team = conn.execute(select(teams.teams).where(teams.teams.c.id == s.team_id)).one()
+    assert accepted == 10
+    assert (team.held_micros, team.period_held_micros) == (1000, 1000)

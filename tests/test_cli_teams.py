@@ -133,3 +133,9 @@ def test_keys_and_users_budget_commands_set_and_clear(cli):
     cli("users", "budget", "ann@example.com", "--budget", "-1", "--period", "day", status=2)
     cli("users", "budget", "ann@example.com", "--budget", "none")
     assert as_json(cli("users", "show", "ann@example.com", "--json"))["budget_micros"] is None
+
+
+def test_usage_by_team_prints_the_teams_sums(cli):
+    cli("teams", "create", "research")
+    assert as_json(cli("usage", "--by", "team", "--json")) == []
+    assert "TEAM" in cli("usage", "--by", "team").stdout

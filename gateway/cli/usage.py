@@ -1,4 +1,4 @@
-"""`gateway usage`: recent requests, or their sums per user, key, model or day."""
+"""`gateway usage`: recent requests, or their sums per user, key, team, model or day."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from gateway.store import usage
 @click.option("--user", "email", default=None, help="Only this user's requests.")
 @click.option("--since", default=None, help="From this date or time on (ISO 8601, UTC).")
 @click.option("--limit", default=usage.DEFAULT_LIMIT, type=click.IntRange(1, usage.MAX_LIMIT))
-@click.option("--by", "group_by", type=click.Choice(usage.GROUPS), help="Sums per user, key, model or day.")
+@click.option(
+    "--by", "group_by", type=click.Choice(usage.GROUPS), help="Sums per user, key, team, model or day."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
 def usage_command(
     email: str | None, since: str | None, limit: int, group_by: str | None, as_json: bool
@@ -49,7 +51,7 @@ def _echo_rows(rows: list[usage.UsageRow]) -> None:
 
 
 def _echo_sums(rows: list[usage.UsageSum], group_by: str) -> None:
-    label = {"user": "email", "key": "key_prefix", "model": "model", "day": "day"}[group_by]
+    label = {"user": "email", "key": "key_prefix", "team": "team", "model": "model", "day": "day"}[group_by]
     click.echo(f"{group_by.upper():<32} {'REQUESTS':>9} {'PROMPT':>12} {'COMPLETION':>12} {'COST USD':>14}")
     for r in rows:
         click.echo(

@@ -1,4 +1,4 @@
-"""Reading the usage records: filtered rows, and sums per user, key, model or day, as JSON-ready dicts.
+"""Reading the usage records: filtered rows, and sums per user, key, team, model or day, as JSON-ready dicts.
 
 The sums are read from the hourly sums (store/aggregates.py), served by their (user_id, hour_at) and
 (key_id, hour_at) indexes when filtered; days are UTC days on SQLite and on PostgreSQL alike.
@@ -16,9 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.clock import as_utc
 from gateway.store import aggregates
 from gateway.store.records import Record
-from gateway.store.tables import api_keys, usage_hourly, usage_records, users
+from gateway.store.tables import api_keys, teams, usage_hourly, usage_records, users
 
-GROUPS = ("user", "key", "model", "day")
+GROUPS = ("user", "key", "team", "model", "day")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -93,6 +93,7 @@ class UsageRow(Record):
 GROUP_FIELDS = {
     "user": ("user_id", "email"),
     "key": ("key_id", "key_prefix", "name", "email"),
+    "team": ("team_id", "team"),
     "model": ("model",),
     "day": ("day",),
 }
@@ -100,7 +101,7 @@ GROUP_FIELDS = {
 
 @dataclass(frozen=True)
 class UsageSum(Record):
-    """Requests, tokens and cost summed over one user, key, model or UTC day."""
+    """Requests, tokens and cost summed over one user, key, team, model or UTC day."""
 
     group_by: str
     requests: int
@@ -116,6 +117,8 @@ class UsageSum(Record):
     name: str | None = None
     model: str | None = None
     day: str | None = None
+    team_id: int | None = None
+    team: str | None = None  # the team's name
 
     def to_json(self) -> dict[str, Any]:
         """Return the group's own fields and the sums (not the fields of other groupings)."""
@@ -161,7 +164,7 @@ def summarize(
     model: str | None = None,
     since: datetime | None = None,
 ) -> list[UsageSum]:
-    """Return request counts, token and cost sums per user, key, model or UTC day.
+    """Return request counts, token and cost sums per user, key, team, model or UTC day.
 
     Whole hours are read from the hourly sums; only the part of an hour after `since` that is not
     whole comes from the raw rows, so the answer is exact and costs a row per hour, not per request.
@@ -216,6 +219,8 @@ def _sums_query(
         keys: tuple[ColumnElement[Any], ...] = (table.c.user_id, users.c.email)
     elif group_by == "key":
         keys = (table.c.key_id, api_keys.c.prefix.label("key_prefix"), api_keys.c.name, users.c.email)
+    elif group_by == "team":  # team keys' requests only: the team paid for them
+        keys = (table.c.team_id, teams.c.name.label("team"))
     elif group_by == "model":
         keys = (table.c.model,)
     else:
@@ -227,6 +232,8 @@ def _sums_query(
         query = query.join(users, users.c.id == table.c.user_id)
     if group_by == "key":
         query = query.join(api_keys, api_keys.c.id == table.c.key_id)
+    if group_by == "team":
+        query = query.join(teams, teams.c.id == table.c.team_id)
     for column, value in (("user_id", user_id), ("key_id", key_id), ("model", model)):
         if value is not None:
             query = query.where(table.c[column] == value)
