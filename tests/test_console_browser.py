@@ -10,6 +10,7 @@ test is skipped with a loud reason locally, and fails in CI (CI=true).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import uuid
@@ -87,6 +88,25 @@ def gateway(tmp_path: Path) -> Iterator[GatewayServer]:
         yield gw
 
 
+# The mock echo model at a price that makes one short request a visible part of a small budget.
+PRICED_TOML = """
+[providers.priced]
+type = "mock"
+[providers.priced.models.echo]
+input_price = 2000.0
+output_price = 2000.0
+"""
+
+
+@pytest.fixture
+def priced_gateway(tmp_path: Path) -> Iterator[GatewayServer]:
+    with (
+        store_url("sqlite", tmp_path) as url,
+        run_gateway(tmp_path, url, workers=2, threads=4, extra_toml=PRICED_TOML) as gw,
+    ):
+        yield gw
+
+
 class Page:
     """The browser on the gateway's console, with the few moves the test makes."""
 
@@ -118,10 +138,14 @@ class Page:
 
     def submit(self, css: str, then: str) -> None:
         """Click a submit button and wait for the next page, which has the element `then`."""
+        self.press(self.find(css), then)
+
+    def press(self, button, then: str) -> None:
+        """Click a button found already and wait for the next page, which has the element `then`."""
         from selenium.common.exceptions import WebDriverException
 
         old = self.find("html")
-        self.find(css).click()
+        button.click()
 
         def left(_driver) -> bool:
             # The old page is gone once its root cannot be read. chromedriver reports that as a
@@ -149,6 +173,11 @@ class Page:
 def make_admin(gateway: GatewayServer, email: str) -> None:
     """Give a console password to an admin made with the CLI (cheap hash: a test)."""
     gateway.cli("users", "create", email, "--admin")
+    give_password(gateway, email)
+
+
+def give_password(gateway: GatewayServer, email: str) -> None:
+    """Let a user made with the CLI sign in to the console with PASSWORD."""
     engine = create_engine(gateway.database_url)
     try:
         with engine.begin() as conn:
@@ -268,3 +297,84 @@ def test_a_new_person_signs_up_creates_a_key_calls_the_api_and_sees_the_call(bro
     page.fill(current_password=PASSWORD, password="a brand new passphrase", confirm="a different one!")
     page.submit("#password-submit", then=".error")
     page.shoot("19-password-error")
+
+
+def test_a_team_owner_adds_a_member_makes_a_team_key_and_sees_the_budget_bar(browser, priced_gateway):
+    gateway = priced_gateway
+    owner, member = (f"{who}-{uuid.uuid4().hex[:6]}@example.com" for who in ("owner", "member"))
+    for email in (owner, member):
+        gateway.cli("users", "create", email)
+    give_password(gateway, owner)
+    gateway.cli("teams", "create", "research")
+    gateway.cli("teams", "add", "research", owner, "--role", "owner")
+    gateway.cli("teams", "credit", "research", "10")
+    gateway.cli("teams", "budget", "research", "--budget", "1", "--period", "month")
+    page = Page(browser, gateway.base_url)
+
+    page.open("/console/signin")
+    page.fill(email=owner, password=PASSWORD)
+    page.submit("#signin-submit", then="#create-key")
+    page.find("a[href='/console/teams']").click()
+    assert "research" in page.find("#teams-table").text
+    page.shoot("team-01-list")
+    page.find("#teams-table a").click()
+    page.find("#members-table")
+    bar = page.find("#team-budget progress")
+    assert (bar.get_attribute("max"), bar.get_attribute("value")) == ("100", "0")
+    assert "$0.00 of $1.00 this month" in page.find("#team-budget").text
+    page.shoot("team-02-page")
+
+    page.fill(email="nobody@example.com")
+    page.submit("#add-member", then=".error")
+    assert "no account with this email" in page.find(".error").text
+    page.fill(email=member)
+    page.submit("#add-member", then=".notice")
+    assert f"{member} is now a member" in page.find(".notice").text
+    assert member in page.find("#members-table").text
+    page.shoot("team-03-member-added")
+
+    page.fill(name="owner notebook")
+    page.submit("#create-team-key", then="#new-key")
+    key = page.find("#new-key").text.strip()
+    assert key.startswith("sk-") and "you will not see this again" in page.find("#created-key").text
+    page.shoot("team-04-key-created")
+    listed = json.loads(gateway.cli("keys", "list", "--user", owner, "--json").stdout)
+    (key_id,) = [k["id"] for k in listed if k["prefix"] == key[:10]]
+    gateway.cli("keys", "budget", str(key_id), "--budget", "0.5", "--period", "day")
+
+    resp = requests.post(
+        gateway.api_base + "/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "priced:echo", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi team"}]},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    shown = json.loads(gateway.cli("teams", "show", "research", "--json").stdout)
+    spent = shown["period_spent_micros"]
+    assert spent > 0
+    page.open(f"/console/teams/{shown['id']}")  # not a reload: that would send the key's form again
+    bar = page.find("#team-budget progress")
+    assert bar.get_attribute("value") == str(spent * 100 // 1_000_000)
+    assert "this month" in page.find("#team-budget").text and "resets" in page.find("#team-budget").text
+    assert key[:10] in page.find("#team-keys").text and key not in browser.page_source
+    assert len(browser.find_elements("css selector", "#team-keys tbody tr")) == 1
+    usage = page.find("#team-usage").text
+    assert owner in usage and "priced:echo" in usage
+    page.shoot("team-05-budget-spent")
+    page.open("/console/usage")
+    assert "$1.00 this month" in page.find("#budgets").text and "Team research" in page.find("#budgets").text
+    page.shoot("team-06-usage-budgets")
+    page.open("/console/keys")
+    assert "team research" in page.find("#keys-table").text
+    bar = page.find("#keys-table progress")
+    assert bar.get_attribute("value") == str(spent * 100 // 500_000)
+    assert "of $0.50 this day" in page.find("#keys-table").text
+    page.shoot("team-07-keys")
+    page.open(f"/console/teams/{shown['id']}")
+
+    rows = page.driver.find_elements("css selector", "#members-table tbody tr")
+    row = next(r for r in rows if member in r.text)
+    page.press(row.find_element("css selector", "button"), then=".notice")
+    assert f"{member} is no longer in the team" in page.find(".notice").text
+    assert member not in page.find("#members-table").text
+    page.shoot("team-08-member-removed")

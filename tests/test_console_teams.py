@@ -163,10 +163,13 @@ def test_team_forms_refuse_a_missing_or_wrong_csrf_token(app):
     bo_id = add_user(app, "bo@example.com")
     team_id = make_team(app, owner="ann@example.com")
     join(app, team_id, "bo@example.com")
+    with services(app).db.session_scope() as conn:
+        key_id, _ = keys.create_key(conn, bo_id, name="bo's", team_id=team_id)
     for path, data in (
         (team_path(team_id, "/members"), {"email": "bo@example.com", "role": "owner"}),
         (team_path(team_id, f"/members/{bo_id}/remove"), {}),
         (team_path(team_id, "/keys"), {"name": "sneaky"}),
+        (team_path(team_id, f"/keys/{key_id}/revoke"), {}),
     ):
         for token in (None, "forged"):
             sent = data if token is None else {**data, "csrf_token": token}
@@ -174,7 +177,7 @@ def test_team_forms_refuse_a_missing_or_wrong_csrf_token(app):
             assert resp.status_code == 400 and "CSRF" in text(resp), path
     assert role(app, team_id, "bo@example.com") == "member"
     with services(app).db.session_scope() as conn:
-        assert list_keys(conn, team_id=team_id) == []
+        assert [k.state for k in list_keys(conn, team_id=team_id)] == ["active"]
 
 
 def test_an_owner_removes_a_member_and_their_team_key_stops_working(app):
@@ -317,7 +320,7 @@ def test_keys_and_usage_pages_show_the_periods_spend_against_each_budget(app):
     keys_page = text(ann.get("/console/keys"))
     bars = re.findall(r'<progress class="budget-bar (\w+)" max="100" value="(\d+)"', keys_page)
     assert bars == [("ok", str(spent * 100 // 1_000_000))]  # the key without a budget has no bar
-    assert f"{usd(spent)}</strong> of $1.00 this day" in keys_page
+    assert f"{usd(spent)} of $1.00 this day" in keys_page
 
     # 85% spent this period turns the bar amber; a counter of an older period reads as nothing spent.
     now = clock.utcnow()
@@ -346,3 +349,37 @@ def test_keys_and_usage_pages_show_the_periods_spend_against_each_budget(app):
 def test_the_usage_page_has_no_budgets_card_without_budgets(app):
     ann = signed_in(app, "ann@example.com")
     assert 'id="budgets"' not in text(ann.get("/console/usage"))
+
+
+def test_an_owner_revokes_a_members_team_key_a_member_only_their_own(app):
+    ann = signed_in(app, "ann@example.com")
+    bo = signed_in(app, "bo@example.com")
+    cy = signed_in(app, "cy@example.com")
+    team_id = make_team(app, owner="ann@example.com", credit=10_000_000)
+    join(app, team_id, "bo@example.com")
+    join(app, team_id, "cy@example.com")
+    with services(app).db.session_scope() as conn:
+        bo_key, bo_minted = keys.create_key(conn, user_of(conn, "bo@example.com"), name="bo", team_id=team_id)
+        cy_key, _ = keys.create_key(conn, user_of(conn, "cy@example.com"), name="cy", team_id=team_id)
+        own_key, _ = keys.create_key(conn, user_of(conn, "bo@example.com"), name="not a team key")
+    headers = {"Authorization": f"Bearer {bo_minted.secret}"}
+    api = app.test_client()
+    assert api.post("/api/v1/chat/completions", json=chat("priced:echo"), headers=headers).status_code == 200
+
+    page = team_path(team_id)
+    for key_id in (cy_key, own_key, 999_999):  # another member's, not the team's, none at all
+        resp = post_form(bo, team_path(team_id, f"/keys/{key_id}/revoke"), {}, page=page)
+        assert resp.status_code == 404, key_id
+    resp = post_form(ann, team_path(team_id, f"/keys/{bo_key}/revoke"), {}, page=page)
+    assert resp.status_code == 302 and resp.location == page
+    assert "of bo@example.com is revoked" in text(ann.get(page))
+    assert api.post("/api/v1/chat/completions", json=chat("priced:echo"), headers=headers).status_code == 401
+    again = post_form(ann, team_path(team_id, f"/keys/{bo_key}/revoke"), {}, page=page)
+    assert again.status_code == 404
+    assert post_form(bo, team_path(team_id, f"/keys/{cy_key}/revoke"), {}, page=page).status_code == 404
+    with services(app).db.session_scope() as conn:
+        states = {k.id: k.state for k in list_keys(conn)}
+    assert (states[bo_key], states[cy_key], states[own_key]) == ("revoked", "active", "active")
+    assert post_form(cy, team_path(team_id, f"/keys/{cy_key}/revoke"), {}, page=page).status_code == 302
+    with services(app).db.session_scope() as conn:
+        assert keys.get_key(conn, cy_key).state == "revoked"

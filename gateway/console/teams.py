@@ -181,3 +181,21 @@ def create_team_key(team_id: int) -> Response:
         key_id, minted = keys.create_key(conn, g.user.id, name=form.name.data.strip(), team_id=team_id)
         created = keys.get_key(conn, key_id)
     return _team_page(team_id, 201, created=created, secret=minted.secret)
+
+
+@bp.post(f"/teams/<{ID}:team_id>/keys/<{ID}:key_id>/revoke")
+@signed_in
+def revoke_team_key(team_id: int, key_id: int) -> Response:
+    """Revoke a team key: owners (and admins) any of the team's, a member their own."""
+    svc = services()
+    manages = _role(team_id) == "owner" or g.user.is_admin
+    with svc.db.session_scope() as conn:
+        found = keys.list_keys(conn, key_id=key_id, team_id=team_id, user_id=None if manages else g.user.id)
+        # Another member's key is answered as if it did not exist, as on the keys page.
+        if not found or found[0].state == "revoked":
+            abort(404, "There is no such key of the team's that is not revoked already.")
+        keys.revoke_key(conn, str(key_id))  # bumps the change counter: other workers forget it
+    svc.key_cache.clear()
+    key = found[0]
+    flash(f"The team key {key.prefix}… ({key.name or 'unnamed'}) of {key.email} is revoked.")
+    return redirect(url_for("console.show_team", team_id=team_id))
