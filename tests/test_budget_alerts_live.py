@@ -50,7 +50,10 @@ class BilledUpstream(LoopbackServer):
 
 
 class Webhook(LoopbackServer):
+    """A slow receiver: a worker that sent an alert is still waiting when the others look at it."""
+
     def handle(self, handler: Handler, ex: Exchange) -> None:
+        time.sleep(0.5)
         handler.send_json(200, {"ok": True})
 
     def kinds(self) -> list[str]:
