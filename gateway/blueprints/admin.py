@@ -21,6 +21,7 @@ from gateway.blueprints.admin_fields import (
     body_of,
     bool_field,
     budget_field,
+    credit_body,
     datetime_field,
     id_field,
     limit_field,
@@ -91,13 +92,7 @@ def get_user(user_id: int) -> dict[str, Any]:
 @bp.post(f"/users/<{ID}:user_id>/credit")
 def credit_user(user_id: int) -> dict[str, Any]:
     """Add credit to a user's balance, or debit it with a negative amount."""
-    body = body_of("amount_usd", "amount_micros", "note")
-    amount, name = amount_field(body, "amount_usd", "amount_micros")
-    if not amount:
-        raise InvalidRequestError(
-            "Give a non-zero 'amount_usd' or 'amount_micros' (negative to debit).", param=name
-        )
-    note = text_field(body, "note", 1000)
+    amount, name, note = credit_body()
     with services().db.session_scope() as conn:
         users.get_user(conn, user_id)
         try:

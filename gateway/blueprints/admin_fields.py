@@ -158,3 +158,14 @@ def budget_field(body: dict[str, Any]) -> tuple[int | None, str | None] | None:
     if period is not None and not isinstance(period, str):
         raise InvalidRequestError("'budget_period' must be day, week or month.", param="budget_period")
     return budget, period if budget is not None else None
+
+
+def credit_body() -> tuple[int, str, str]:
+    """Read a credit's body: the non-zero amount (negative debits), the field that gave it, the note."""
+    body = body_of("amount_usd", "amount_micros", "note")
+    amount, name = amount_field(body, "amount_usd", "amount_micros")
+    if not amount:
+        raise InvalidRequestError(
+            "Give a non-zero 'amount_usd' or 'amount_micros' (negative to debit).", param=name
+        )
+    return amount, name, text_field(body, "note", 1000)

@@ -14,9 +14,9 @@ from gateway.blueprints.admin import require_admin
 from gateway.blueprints.admin_fields import (
     BUDGET_FIELDS,
     ID,
-    amount_field,
     body_of,
     budget_field,
+    credit_body,
     id_field,
     text_field,
 )
@@ -101,13 +101,7 @@ def remove_member(team_id: int, user_id: int) -> dict[str, Any]:
 @bp.post(f"/<{ID}:team_id>/credit")
 def credit_team(team_id: int) -> dict[str, Any]:
     """Add credit to the team's balance, or debit it with a negative amount."""
-    body = body_of("amount_usd", "amount_micros", "note")
-    amount, name = amount_field(body, "amount_usd", "amount_micros")
-    if not amount:
-        raise InvalidRequestError(
-            "Give a non-zero 'amount_usd' or 'amount_micros' (negative to debit).", param=name
-        )
-    note = text_field(body, "note", 1000)
+    amount, name, note = credit_body()
     with services().db.session_scope() as conn:
         _team(conn, team_id)
         try:

@@ -13,8 +13,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Column, Connection, Table, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import as_utc
@@ -242,28 +243,48 @@ def micros_from_usd(value: Decimal | int | str) -> int:
 def credit(conn: Connection, user_id: int, amount_micros: int, note: str, now: datetime) -> int:
     """Add credit to a user's balance (or remove it, when negative) with a ledger entry; return the balance.
 
+    :raises NotFoundError: there is no such user.
+    :raises InvalidRequestError: a debit larger than the available balance (code insufficient_balance).
+    """
+    return credit_balance(conn, users, ledger_entries.c.user_id, user_id, amount_micros, note, now)
+
+
+def credit_balance(
+    conn: Connection,
+    table: Table,
+    ledger_owner: Column[Any],
+    owner_id: int,
+    amount: int,
+    note: str,
+    now: datetime,
+) -> int:
+    """Credit (or debit) the balance of a user or a team, with an entry in its ledger; return the balance.
+
     A debit may not take away money that is not available: the balance minus what is held must
     cover it, in the same conditional UPDATE that changes it, so a debit racing with requests
     cannot push the balance below what they reserved.
 
-    :raises NotFoundError: there is no such user.
+    :raises NotFoundError: there is no such row (code user_not_found or team_not_found).
     :raises InvalidRequestError: a debit larger than the available balance (code insufficient_balance).
     """
-    query = update(users).where(users.c.id == user_id)
-    if amount_micros < 0:
-        query = query.where(users.c.balance_micros - users.c.held_micros + amount_micros >= 0)
+    noun = table.name.removesuffix("s")  # users → user, teams → team
+    query = update(table).where(table.c.id == owner_id)
+    if amount < 0:
+        query = query.where(table.c.balance_micros - table.c.held_micros + amount >= 0)
     balance = conn.execute(
-        query.values(balance_micros=users.c.balance_micros + amount_micros).returning(users.c.balance_micros)
+        query.values(balance_micros=table.c.balance_micros + amount).returning(table.c.balance_micros)
     ).scalar_one_or_none()
     if balance is None:
-        if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
-            raise NotFoundError(f"There is no user with id {user_id}.", code="user_not_found")
+        if conn.execute(select(table.c.id).where(table.c.id == owner_id)).first() is None:
+            raise NotFoundError(f"There is no {noun} with id {owner_id}.", code=f"{noun}_not_found")
         raise InvalidRequestError(
-            "The debit is larger than the user's available balance (balance minus held amounts).",
+            f"The debit is larger than the {noun}'s available balance (balance minus held amounts).",
             code="insufficient_balance",
         )
     conn.execute(
-        insert(ledger_entries).values(user_id=user_id, amount_micros=amount_micros, note=note, created_at=now)
+        insert(ledger_owner.table).values(
+            {ledger_owner.name: owner_id, "amount_micros": amount, "note": note, "created_at": now}
+        )
     )
     return balance
 

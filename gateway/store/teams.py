@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import as_utc
 from gateway.errors import InvalidRequestError, NameTakenError, NotFoundError
-from gateway.store import budgets, changes
+from gateway.store import billing, budgets, changes
 from gateway.store.records import Record
 from gateway.store.tables import team_ledger_entries, team_members, teams, users
 
@@ -185,28 +185,11 @@ def team_ids_of(conn: Connection, user_id: int) -> list[int]:
 def credit_team(conn: Connection, team_id: int, amount_micros: int, note: str, now: datetime) -> int:
     """Add credit to a team's balance (or remove it, when negative) with a ledger entry; return the balance.
 
-    As for users (billing.credit), a debit may take only what is available beside the holds, in the
-    same conditional UPDATE, so a debit racing with team requests never leaves the balance negative.
+    As for users, a debit may take only what is available beside the holds (billing.credit_balance).
 
     :raises NotFoundError: there is no such team.
     :raises InvalidRequestError: a debit larger than the available balance (code insufficient_balance).
     """
-    query = update(teams).where(teams.c.id == team_id)
-    if amount_micros < 0:
-        query = query.where(teams.c.balance_micros - teams.c.held_micros + amount_micros >= 0)
-    balance = conn.execute(
-        query.values(balance_micros=teams.c.balance_micros + amount_micros).returning(teams.c.balance_micros)
-    ).scalar_one_or_none()
-    if balance is None:
-        if conn.execute(select(teams.c.id).where(teams.c.id == team_id)).first() is None:
-            raise NotFoundError(f"There is no team with id {team_id}.", code="team_not_found")
-        raise InvalidRequestError(
-            "The debit is larger than the team's available balance (balance minus held amounts).",
-            code="insufficient_balance",
-        )
-    conn.execute(
-        insert(team_ledger_entries).values(
-            team_id=team_id, amount_micros=amount_micros, note=note, created_at=now
-        )
+    return billing.credit_balance(
+        conn, teams, team_ledger_entries.c.team_id, team_id, amount_micros, note, now
     )
-    return balance
