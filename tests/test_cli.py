@@ -6,33 +6,20 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from gateway.cli import main
 from gateway.store import billing, keys
 from gateway.store.billing import Hold
 from gateway.store.tables import api_keys, holds, ledger_entries, usage_records, users
 from tests.support.app import PRICED, chat, services
+from tests.support.cli import cli_runner
 from tests.support.console import csrf_token
 
 
 @pytest.fixture
 def cli(db_url, monkeypatch, tmp_path):
     """Run `gateway …` against the store under test; asserts exit status 0 unless told otherwise."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("GATEWAY_DATABASE_URL", raising=False)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str, status: int = 0):
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == status, result.output
-        return result
-
-    run("db", "init")
-    return run
+    return cli_runner(db_url, monkeypatch, tmp_path)
 
 
 @pytest.fixture

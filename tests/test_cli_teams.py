@@ -6,27 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner
 
-from gateway.cli import main
 from gateway.store.periods import next_start
+from tests.support.cli import cli_runner
 
 
 @pytest.fixture
 def cli(db_url, monkeypatch, tmp_path):
-    """Run `gateway …` against the store under test; asserts the exit status (0 unless told)."""
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.delenv("GATEWAY_DATABASE_URL", raising=False)
-    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str, status: int = 0):
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        assert result.exit_code == status, result.output
-        return result
-
-    run("db", "init")
+    """Run `gateway …` against the store under test, with two users (see tests/support/cli.py)."""
+    run = cli_runner(db_url, monkeypatch, tmp_path)
     run("users", "create", "ann@example.com")
     run("users", "create", "bob@example.com")
     return run
