@@ -12,5 +12,7 @@ def register(app: Flask) -> None:
     """Register every API blueprint on the app (the console registers its own)."""
     for module in (errors, health, chat, messages, responses, models, admin, admin_teams, metrics):
         app.register_blueprint(module.bp)
-    # Lazily, so a worker forked from a preloaded app runs its own sender, and the CLI none.
-    app.before_request(start_alerts)
+    # Lazily, so a worker forked from a preloaded app runs its own sender, and the CLI none; and
+    # only when alerts are on, so requests pay nothing for them otherwise.
+    if app.extensions["gateway"].alerts is not None:
+        app.before_request(start_alerts)
