@@ -30,6 +30,10 @@ def _usable_cpus() -> int:
 # transactions, so hosts x workers x 10 must stay under PostgreSQL's max_connections (100).
 workers = int(os.environ.get("GATEWAY_WORKERS") or _usable_cpus())
 threads = int(os.environ.get("GATEWAY_THREADS") or max(64, -(-1024 // workers)))
+# gthread keeps a connection alive only while fewer than worker_connections - threads are idle, so
+# the default 1,000 with 1,024 threads closed every connection after one answer (nginx's upstream
+# keepalive included): room for 1,000 idle keep-alive connections beside the busy threads.
+worker_connections = threads + 1000
 timeout = 60
 # On reload or stop, old workers stop accepting and get this long to finish what they serve (streams).
 graceful_timeout = int(os.environ.get("GATEWAY_GRACEFUL_TIMEOUT") or 30)
