@@ -88,7 +88,7 @@ class Settlement:
     def _write(self, hold: Hold, record: UsageRecord, now: datetime) -> None:
         """Settle now, or spool the settlement to be written by the keeper once the database is back."""
         try:
-            with self.db.session_scope() as conn:
+            with self.db.session_scope(single=True) as conn:  # one statement on PostgreSQL
                 if not billing.settle(conn, hold, record, now):
                     log.warning("request %s was already settled or swept", hold.request_id)
             return

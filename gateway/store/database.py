@@ -114,12 +114,20 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def session_scope(self) -> Iterator[Connection]:
-        """Run a transaction: commit on success, roll back on error; store failures become 503."""
+    def session_scope(self, single: bool = False) -> Iterator[Connection]:
+        """Run a transaction: commit on success, roll back on error; store failures become 503.
+
+        single: the work is one statement, atomic on its own. On PostgreSQL it then runs without
+        BEGIN and COMMIT, one round trip instead of three; SQLite is the same either way.
+        """
         scope = self.gate.open() if self.gate is not None else None
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            if single and self.is_postgres:
+                with self.engine.connect() as conn:
+                    yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
         except DBAPIError as exc:
             if exc.connection_invalidated or _is_unreachable(exc):
                 raise ServiceUnavailableError("The gateway's database is unreachable.") from exc
