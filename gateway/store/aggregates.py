@@ -28,7 +28,7 @@ ADD_VALUES = "SELECT :b_hour, :b_user, :b_key, :b_model, CAST(:b_team AS BIGINT)
 _ADD_COLUMNS = "hour_at, user_id, key_id, model, team_id, requests, " + ", ".join(SUMMED)
 ADD_SQL = f"INSERT INTO usage_hourly ({_ADD_COLUMNS}) {ADD_VALUES} {{where}} {_ON_CONFLICT}"
 # On SQLite an INSERT … SELECT with ON CONFLICT needs a WHERE, or the parser reads ON as a join.
-ADD = text(ADD_SQL.format(where="WHERE true")).bindparams(bindparam("b_hour", type_=DateTime(timezone=True)))
+ADD_SQLITE = ADD_SQL.format(where="WHERE true")
 
 
 def hour_of(moment: datetime) -> datetime:

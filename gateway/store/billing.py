@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Column, Connection, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import as_utc
@@ -61,8 +61,8 @@ class UsageRecord:
     estimated: bool = False
 
 
-# The hot statements are built once: building and cache-keying a statement costs more CPU than
-# running it. Bind names differ from column names, as SQLAlchemy requires in UPDATEs.
+# The hot statements are rendered once, for the driver (store/billing_sql.py says why); SQLite's
+# driver takes the :name binds as written.
 _RESERVE_USER = billing_sql.alone(billing_sql.RESERVE_USER)
 _RESERVE_TEAM = billing_sql.alone(billing_sql.RESERVE_TEAM)
 _RESERVE_KEY = billing_sql.alone(billing_sql.RESERVE_KEY)
@@ -76,9 +76,7 @@ _TOUCH = (
     .where(tuple_(holds.c.user_id, holds.c.request_id).in_(bindparam("b_refs", expanding=True)))
     .values(heartbeat_at=bindparam("b_now"))
 )
-_DELETE_HOLD = delete(holds).where(
-    holds.c.user_id == bindparam("b_user"), holds.c.request_id == bindparam("b_rid")
-)
+_DELETE_HOLD = "DELETE FROM holds WHERE user_id = :b_user AND request_id = :b_rid"
 _USAGE_FIELDS = [f.name for f in fields(UsageRecord)]
 
 
@@ -106,20 +104,22 @@ def reserve(conn: Connection, hold: Hold, now: datetime) -> None:
     """
     binds = _binds(hold, now) | periods.starts(now, "p_")
     team = hold.team_id is not None
+    run = conn.exec_driver_sql
     if conn.dialect.name == "postgresql":
         try:
-            user_ok, team_ok, key_ok, held = conn.execute(billing_sql.RESERVE_PG, binds).one()
+            user_ok, team_ok, key_ok, held = run(billing_sql.RESERVE_PG, binds).one()
         except IntegrityError:
             user_ok, team_ok, key_ok, held = 1, int(team), 1, 0
         _refuse_unless(conn, hold, now, user_ok, team_ok if team else 1, key_ok, held)
         return
-    user_ok = conn.execute(_RESERVE_USER, binds).rowcount
-    team_ok = (not team or conn.execute(_RESERVE_TEAM, binds).rowcount) if user_ok else 0
-    key_ok = conn.execute(_RESERVE_KEY, binds).rowcount if team_ok else 0
+    billing_sql.sqlite_binds(binds)
+    user_ok = run(_RESERVE_USER, binds).rowcount
+    team_ok = (not team or run(_RESERVE_TEAM, binds).rowcount) if user_ok else 0
+    key_ok = run(_RESERVE_KEY, binds).rowcount if team_ok else 0
     held = 0
     if key_ok:
         try:
-            held = conn.execute(_INSERT_HOLD, binds).rowcount
+            held = run(_INSERT_HOLD, binds).rowcount
         except IntegrityError:
             held = 0
     _refuse_unless(conn, hold, now, user_ok, int(team_ok), key_ok, held)
@@ -158,16 +158,18 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     binds["b_cost"] = record.cost_micros
     binds["b_hour"] = aggregates.hour_of(now)
     binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
+    run = conn.exec_driver_sql
     if conn.dialect.name == "postgresql":
-        return conn.execute(billing_sql.SETTLE_PG, binds).scalar_one() == 1
-    if conn.execute(_DELETE_HOLD, binds).rowcount != 1:
+        return run(billing_sql.SETTLE_PG, binds).scalar_one() == 1
+    billing_sql.sqlite_binds(binds)
+    if run(_DELETE_HOLD, binds).rowcount != 1:
         return False
-    conn.execute(_CHARGE_USER, binds)
+    run(_CHARGE_USER, binds)
     if hold.team_id is not None:
-        conn.execute(_CHARGE_TEAM, binds)
-    conn.execute(_CHARGE_KEY, binds)
-    conn.execute(_INSERT_USAGE, binds)
-    conn.execute(aggregates.ADD, binds)
+        run(_CHARGE_TEAM, binds)
+    run(_CHARGE_KEY, binds)
+    run(_INSERT_USAGE, binds)
+    run(aggregates.ADD_SQLITE, binds)
     return True
 
 

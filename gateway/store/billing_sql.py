@@ -13,13 +13,12 @@ creation; the SQL picks by each row's budget_period (store/periods.py says why n
 # ruff: noqa: S608  (every statement here is built from the constants above it, never from input)
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import BigInteger, BindParameter, DateTime, TextClause, bindparam, text
+import re
+from datetime import datetime
 
 from gateway.store import aggregates
 
-_STAMPS = ("b_now", "b_hour", "p_day", "p_week", "p_month", "h_day", "h_week", "h_month")
+STAMPS = ("b_now", "b_hour", "p_day", "p_week", "p_month", "h_day", "h_week", "h_month")
 TEAM = "CAST(:b_team AS BIGINT)"  # typed, so a NULL team is a NULL BIGINT on PostgreSQL
 
 _PERIOD_NOW = (
@@ -87,23 +86,35 @@ INSERT_USAGE = f"""
     {{where}}"""
 
 
-def statement(sql: str) -> TextClause:
-    """Return a text statement whose timestamps are bound as such (SQLite stores them as text)."""
-    used: list[BindParameter[Any]] = [
-        bindparam(name, type_=DateTime(timezone=True)) for name in _STAMPS if f":{name}" in sql
-    ]
-    if ":b_team" in sql:
-        used.append(bindparam("b_team", type_=BigInteger()))
-    return text(sql).bindparams(*used)
+def alone(sql: str) -> str:
+    """One subject's statement on its own (SQLite, whose driver takes :name binds): nothing to wait for."""
+    return sql.format(after="", where="WHERE true")
 
 
-def alone(sql: str) -> TextClause:
-    """One subject's statement on its own (SQLite): nothing to wait for."""
-    return statement(sql.format(after="", where="WHERE true"))
+# A :name bind as SQLAlchemy's text() finds one: not a ::cast, nor an escaped \:colon.
+_BIND = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def pyformat(sql: str) -> str:
+    """Render :name binds as psycopg2's %(name)s (what SQLAlchemy's text() compiles them to)."""
+    return _BIND.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def sqlite_binds(binds: dict[str, object]) -> dict[str, object]:
+    """Write the timestamps among the binds as SQLAlchemy's SQLite DateTime stores them, in place.
+
+    'YYYY-MM-DD HH:MM:SS.ffffff', the wall time as given (an offset is dropped, not applied): byte
+    for byte what SQLAlchemy's own statements write and compare with, so rows and queries agree.
+    """
+    for name in STAMPS:
+        value = binds.get(name)
+        if isinstance(value, datetime):
+            binds[name] = value.isoformat(" ", "microseconds")[:26]
+    return binds
 
 
 _AFTER_USER_AND_TEAM = f"AND EXISTS (SELECT 1 FROM u) AND ({TEAM} IS NULL OR EXISTS (SELECT 1 FROM t))"
-RESERVE_PG = statement(
+RESERVE_PG = pyformat(
     f"""
     WITH u AS ({RESERVE_USER.format(after="")}
         RETURNING id
@@ -118,7 +129,7 @@ RESERVE_PG = statement(
            (SELECT count(*) FROM h)
     """
 )
-SETTLE_PG = statement(
+SETTLE_PG = pyformat(
     f"""
     WITH h AS (
         DELETE FROM holds WHERE user_id = :b_user AND request_id = :b_rid RETURNING id
