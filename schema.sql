@@ -158,6 +158,26 @@ CREATE INDEX IF NOT EXISTS ix_usage_hourly_user_id_hour_at ON usage_hourly (user
 CREATE INDEX IF NOT EXISTS ix_usage_hourly_key_id_hour_at ON usage_hourly (key_id, hour_at);
 CREATE INDEX IF NOT EXISTS ix_usage_hourly_team_id_hour_at ON usage_hourly (team_id, hour_at);
 
+-- The same sums per UTC day, kept beside the hourly ones: reports over whole days read a row per day.
+CREATE TABLE IF NOT EXISTS usage_daily (
+    id                BIGSERIAL PRIMARY KEY,
+    day_at            TIMESTAMP WITH TIME ZONE NOT NULL,   -- the day's start, UTC
+    user_id           BIGINT NOT NULL REFERENCES users (id),
+    key_id            BIGINT NOT NULL REFERENCES api_keys (id),
+    model             VARCHAR(255) NOT NULL,
+    team_id           BIGINT,                              -- the key's team, written at settlement
+    requests          BIGINT NOT NULL DEFAULT 0,
+    prompt_tokens     BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cached_tokens     BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens  BIGINT NOT NULL DEFAULT 0,
+    cost_micros       BIGINT NOT NULL DEFAULT 0,
+    CONSTRAINT uq_usage_daily UNIQUE (day_at, user_id, key_id, model)
+);
+CREATE INDEX IF NOT EXISTS ix_usage_daily_user_id_day_at ON usage_daily (user_id, day_at);
+CREATE INDEX IF NOT EXISTS ix_usage_daily_key_id_day_at ON usage_daily (key_id, day_at);
+CREATE INDEX IF NOT EXISTS ix_usage_daily_team_id_day_at ON usage_daily (team_id, day_at);
+
 -- Console sign-in attempts per account (SHA-256 of the email) in a fixed window, shared by all workers.
 CREATE TABLE IF NOT EXISTS login_attempts (
     id                BIGSERIAL PRIMARY KEY,

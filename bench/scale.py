@@ -1,9 +1,10 @@
 """`make bench BENCH_ARGS=--scale`: usage reports and settlement with 10 million usage rows in PostgreSQL.
 
 In a throwaway schema: users and keys, then ROWS usage rows over DAYS days bulk-loaded with
-generate_series, the hourly sums backfilled as `gateway db init` does on upgrade, then timed: the
-console usage page's queries (everyone's and one user's), `gateway usage --by day`, the same sums
-straight from the raw rows (what the reports did before), and a reserve + settle, empty vs full.
+generate_series, the hourly and daily sums backfilled as `gateway db init` does on upgrade, then
+timed: the console usage page's queries (everyone's and one user's), `gateway usage --by day`, the
+same sums straight from the raw rows (what the reports did before), and a reserve + settle, empty
+vs full.
 """
 
 from __future__ import annotations
@@ -116,15 +117,22 @@ def run(rows: int, users: int, days: int, settles: int, repeat: int, workdir: Pa
         results["settle_us_empty"] = settle_cost(db, settles, "empty")
         with db.session_scope() as conn:
             conn.execute(text("DELETE FROM usage_hourly"))
+            conn.execute(text("DELETE FROM usage_daily"))
         results["load_s"] = load_usage(db, rows, users, days)
         start = time.perf_counter()
         with db.session_scope() as conn:
             aggregates.backfill(conn)
         results["backfill_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with db.session_scope() as conn:
+            aggregates.backfill_daily(conn)
+        results["backfill_daily_s"] = time.perf_counter() - start
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE usage_records"))
             conn.execute(text("VACUUM ANALYZE usage_hourly"))
+            conn.execute(text("VACUUM ANALYZE usage_daily"))
             results["hourly_rows"] = conn.execute(text("SELECT count(*) FROM usage_hourly")).scalar_one()
+            results["daily_rows"] = conn.execute(text("SELECT count(*) FROM usage_daily")).scalar_one()
         results["console_all_ms"] = timed(lambda: usage_report(db, None), repeat)
         results["console_user_ms"] = timed(lambda: usage_report(db, 1), repeat)
         runner = CliRunner()
@@ -182,12 +190,13 @@ def markdown(r: dict) -> str:
     return "\n".join(
         [
             f"Usage at scale: {r['rows']:,} usage rows ({r['users']:,} users, {r['days']} days), "
-            f"{r['hourly_rows']:,} hourly sums, PostgreSQL",
+            f"{r['hourly_rows']:,} hourly sums, {r['daily_rows']:,} daily sums, PostgreSQL",
             "",
             "| measure | value |",
             "|---|---|",
             f"| bulk load of the usage rows | {r['load_s']:.0f} s |",
             f"| backfill of the hourly sums (db init on upgrade) | {r['backfill_s']:.1f} s |",
+            f"| backfill of the daily sums from the hourly ones | {r['backfill_daily_s']:.1f} s |",
             f"| console usage page, everyone (admin) | {r['console_all_ms']:.0f} ms |",
             f"| console usage page, one user | {r['console_user_ms']:.0f} ms |",
             f"| `gateway usage --by day` (in process) | {r['cli_by_day_ms']:.0f} ms |",

@@ -7,22 +7,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, select
 
 from gateway.relay.settlement import Settlement
-from gateway.store import aggregates, billing, usage
+from gateway.store import aggregates, billing
 from gateway.store.billing import Hold, UsageRecord
-from gateway.store.tables import usage_hourly, usage_records
+from gateway.store.tables import usage_daily, usage_hourly, usage_records
 from tests.support.app import FixedClock, make_account, services
+from tests.support.usage import settle_at, sums
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-def settle_at(app, account, moment: datetime, rid: str, model: str = "mock:echo", cost: int = 10) -> None:
-    hold = Hold(rid, account.user_id, account.key_id, model, 100)
-    record = UsageRecord(
-        status=200, outcome="ok", stream=False, prompt_tokens=3, completion_tokens=5, cost_micros=cost
-    )
-    with services(app).db.session_scope() as conn:
-        billing.reserve(conn, hold, moment)
-        assert billing.settle(conn, hold, record, moment)
 
 
 def hourly(app) -> list[tuple]:
@@ -30,11 +21,6 @@ def hourly(app) -> list[tuple]:
     with services(app).db.session_scope() as conn:
         rows = conn.execute(select(*cols).order_by(usage_hourly.c.hour_at, usage_hourly.c.model)).all()
     return [(r[0].replace(tzinfo=UTC) if r[0].tzinfo is None else r[0].astimezone(UTC), *r[1:]) for r in rows]
-
-
-def sums(app, group_by: str, **filters) -> list[dict]:
-    with services(app).db.session_scope() as conn:
-        return [s.to_json() for s in usage.summarize(conn, group_by, **filters)]
 
 
 def test_each_settlement_adds_to_its_hours_row(app):
@@ -129,3 +115,5 @@ def test_db_init_backfills_the_sums_from_existing_rows_once(app):
     assert hourly(app) == [(T0, "mock:echo", 2, 8), (T0 + timedelta(hours=1), "mock:echo", 1, 4)]
     with db.session_scope() as conn:
         assert conn.execute(select(func.sum(usage_hourly.c.requests))).scalar_one() == 3
+        # The daily sums are backfilled from the hourly ones, in the same init, once.
+        assert conn.execute(select(usage_daily.c.requests, usage_daily.c.cost_micros)).all() == [(3, 12)]

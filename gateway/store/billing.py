@@ -156,7 +156,7 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     assert hold.created_at is not None
     binds = _binds(hold, now) | periods.starts(hold.created_at, "h_")
     binds["b_cost"] = record.cost_micros
-    binds["b_hour"] = aggregates.hour_of(now)
+    binds["b_hour"], binds["b_day"] = aggregates.hour_of(now), aggregates.day_of(now)
     binds.update(("u_" + name, getattr(record, name)) for name in _USAGE_FIELDS)
     run = conn.exec_driver_sql
     if conn.dialect.name == "postgresql":
@@ -170,6 +170,7 @@ def settle(conn: Connection, hold: Hold, record: UsageRecord, now: datetime) -> 
     run(_CHARGE_KEY, binds)
     run(_INSERT_USAGE, binds)
     run(aggregates.ADD_SQLITE, binds)
+    run(aggregates.ADD_DAILY_SQLITE, binds)
     return True
 
 

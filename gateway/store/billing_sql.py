@@ -18,7 +18,7 @@ from datetime import datetime
 
 from gateway.store import aggregates
 
-STAMPS = ("b_now", "b_hour", "p_day", "p_week", "p_month", "h_day", "h_week", "h_month")
+STAMPS = ("b_now", "b_hour", "b_day", "p_day", "p_week", "p_month", "h_day", "h_week", "h_month")
 TEAM = "CAST(:b_team AS BIGINT)"  # typed, so a NULL team is a NULL BIGINT on PostgreSQL
 
 _PERIOD_NOW = (
@@ -143,6 +143,9 @@ SETTLE_PG = pyformat(
         RETURNING id
     ), a AS (
         {aggregates.ADD_SQL.format(where="WHERE EXISTS (SELECT 1 FROM r)")}
+        RETURNING id
+    ), d AS (
+        {aggregates.ADD_DAILY_SQL.format(where="WHERE EXISTS (SELECT 1 FROM r)")}
         RETURNING id
     )
     SELECT count(*) FROM r

@@ -125,6 +125,7 @@ STEPS: list[Step] = [
     scope_request_ids,
     add_budgets,
     add_team_columns,
+    aggregates.backfill_daily,
 ]
 
 

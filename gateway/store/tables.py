@@ -176,29 +176,37 @@ usage_records = Table(
     Index("ix_usage_records_created_at_id", "created_at", "id"),
 )
 
-# Sums of usage_records per UTC hour, user, key and model, kept in the settlement's transaction, so
-# reports read a row per hour instead of a row per request, and survive the raw rows' retention.
-usage_hourly = Table(
-    "usage_hourly",
-    metadata,
-    _id(),
-    Column("hour_at", DateTime(timezone=True), nullable=False),  # the hour's start, UTC
-    Column("user_id", Id, ForeignKey("users.id"), nullable=False),
-    Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
-    Column("model", String(255), nullable=False),
-    # The key's team, written at settlement (a key never changes team, so it is one per row).
-    Column("team_id", Id),
-    Column("requests", BigInteger, nullable=False, server_default=text("0")),
-    Column("prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("completion_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("cached_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
-    Column("cost_micros", BigInteger, nullable=False, server_default=text("0")),
-    UniqueConstraint("hour_at", "user_id", "key_id", "model", name="uq_usage_hourly"),
-    Index("ix_usage_hourly_user_id_hour_at", "user_id", "hour_at"),
-    Index("ix_usage_hourly_key_id_hour_at", "key_id", "hour_at"),
-    Index("ix_usage_hourly_team_id_hour_at", "team_id", "hour_at"),
-)
+
+def _sums(name: str, moment: str) -> Table:
+    """A table of usage sums per period (its start in `moment`, UTC), user, key and model."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        Column(moment, DateTime(timezone=True), nullable=False),
+        Column("user_id", Id, ForeignKey("users.id"), nullable=False),
+        Column("key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+        Column("model", String(255), nullable=False),
+        # The key's team, written at settlement (a key never changes team, so it is one per row).
+        Column("team_id", Id),
+        Column("requests", BigInteger, nullable=False, server_default=text("0")),
+        Column("prompt_tokens", BigInteger, nullable=False, server_default=text("0")),
+        Column("completion_tokens", BigInteger, nullable=False, server_default=text("0")),
+        Column("cached_tokens", BigInteger, nullable=False, server_default=text("0")),
+        Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
+        Column("cost_micros", BigInteger, nullable=False, server_default=text("0")),
+        UniqueConstraint(moment, "user_id", "key_id", "model", name=f"uq_{name}"),
+        Index(f"ix_{name}_user_id_{moment}", "user_id", moment),
+        Index(f"ix_{name}_key_id_{moment}", "key_id", moment),
+        Index(f"ix_{name}_team_id_{moment}", "team_id", moment),
+    )
+
+
+# Sums of usage_records per UTC hour and per UTC day, user, key and model, kept in the settlement's
+# transaction, so reports read a row per day or hour instead of a row per request, and survive the
+# raw rows' retention (store/aggregates.py).
+usage_hourly = _sums("usage_hourly", "hour_at")
+usage_daily = _sums("usage_daily", "day_at")
 
 ledger_entries = Table(
     "ledger_entries",

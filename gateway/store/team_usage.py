@@ -1,7 +1,7 @@
-"""A team's usage by member and model, read from the hourly sums (usage_hourly.team_id).
+"""A team's usage by member and model, read from the daily and hourly sums (their team_id).
 
-Settlement writes the key's team into each hourly row (store/aggregates.py), so a team's rows are
-found by the (team_id, hour_at) index without a join through api_keys.
+Settlement writes the key's team into each row of sums (store/aggregates.py), so a team's rows are
+found by the (team_id, day_at) and (team_id, hour_at) indexes without a join through api_keys.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from gateway.store import aggregates
-from gateway.store.tables import usage_hourly, users
+from gateway.store.tables import usage_daily, users
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,29 @@ def usage_by_member(
 
     With user_id, only that member's rows (what a member who is not an owner may see).
     """
-    hourly = usage_hourly.c
-    sums = [func.coalesce(func.sum(hourly[name]), 0).label(name) for name in _SUMMED]
-    query = (
-        select(hourly.user_id, users.c.email, hourly.model, *sums)
-        .join(users, users.c.id == hourly.user_id)
-        .where(hourly.team_id == team_id, hourly.hour_at >= aggregates.hour_of(since))
-        .group_by(hourly.user_id, users.c.email, hourly.model)
-    )
-    if user_id is not None:
-        query = query.where(hourly.user_id == user_id)
-    found = [
-        MemberUsage(row.user_id, row.email, row.model, *(int(getattr(row, name)) for name in _SUMMED))
-        for row in conn.execute(query)
-    ]
-    return sorted(found, key=lambda u: (u.email, -u.cost_micros, u.model))
+    found: dict[tuple[int, str, str], MemberUsage] = {}
+    # From the start of since's hour: whole days from the daily sums, the hours before them hourly.
+    for table, start, end in aggregates.tiers(aggregates.hour_of(since)):
+        sums = table.c
+        moment = sums.day_at if table is usage_daily else sums.hour_at
+        query = (
+            select(sums.user_id, users.c.email, sums.model, *(func.sum(sums[n]).label(n) for n in _SUMMED))
+            .join(users, users.c.id == sums.user_id)
+            .where(sums.team_id == team_id, moment >= start)
+            .group_by(sums.user_id, users.c.email, sums.model)
+        )
+        if end is not None:
+            query = query.where(moment < end)
+        if user_id is not None:
+            query = query.where(sums.user_id == user_id)
+        for row in conn.execute(query):
+            group = (row.user_id, row.email, row.model)
+            totals = [int(getattr(row, name)) for name in _SUMMED]
+            if group in found:
+                totals = [a + b for a, b in zip(totals, _totals(found[group]), strict=True)]
+            found[group] = MemberUsage(*group, *totals)
+    return sorted(found.values(), key=lambda u: (u.email, -u.cost_micros, u.model))
+
+
+def _totals(usage: MemberUsage) -> list[int]:
+    return [getattr(usage, name) for name in _SUMMED]

@@ -7,7 +7,7 @@ The sums are read from the hourly sums (store/aggregates.py), served by their (u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, func, select
@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.clock import as_utc
 from gateway.store import aggregates
 from gateway.store.records import Record
-from gateway.store.tables import api_keys, teams, usage_hourly, usage_records, users
+from gateway.store.tables import api_keys, teams, usage_records, users
 
 GROUPS = ("user", "key", "team", "model", "day")
 DEFAULT_LIMIT = 100
@@ -43,6 +43,7 @@ _ROW_COLUMNS = (
     usage_records.c.ttfb_ms,
     usage_records.c.created_at,
 )
+_MOMENT = {"usage_daily": "day_at", "usage_hourly": "hour_at"}  # each table of sums' period column
 _SUMMED = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_micros")
 
 
@@ -166,22 +167,16 @@ def summarize(
 ) -> list[UsageSum]:
     """Return request counts, token and cost sums per user, key, team, model or UTC day.
 
-    Whole hours are read from the hourly sums; only the part of an hour after `since` that is not
-    whole comes from the raw rows, so the answer is exact and costs a row per hour, not per request.
+    Whole days are read from the daily sums, the whole hours before them from the hourly sums and
+    only the part of an hour after `since` from the raw rows (aggregates.tiers), so the answer is
+    exact and costs a row per day, not per request.
 
     :raises ValueError: group_by is not one of GROUPS.
     """
     if group_by not in GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
-    since = None if since is None else _as_utc(since)
-    whole = None if since is None else aggregates.hour_of(since)
-    if since is not None and whole is not None and whole < since:
-        whole += timedelta(hours=1)
     found: dict[tuple[Any, ...], UsageSum] = {}
-    parts: list[tuple[Table, datetime | None, datetime | None]] = [(usage_hourly, whole, None)]
-    if since is not None and since != whole:
-        parts.append((usage_records, since, whole))
-    for table, start, end in parts:
+    for table, start, end in aggregates.tiers(since):
         for row in conn.execute(_sums_query(conn, table, group_by, user_id, key_id, model, start, end)):
             values = {name: int(getattr(row, name)) for name in (*_SUMMED, "requests")}
             group = tuple(getattr(row, name) for name in GROUP_FIELDS[group_by])
@@ -212,9 +207,9 @@ def _sums_query(
     start: datetime | None,
     end: datetime | None,
 ) -> Select:
-    """Sum one source (the hourly sums or the raw rows) between start and end, per group."""
-    hourly = table is usage_hourly
-    moment = table.c.hour_at if hourly else table.c.created_at
+    """Sum one source (the daily or hourly sums, or the raw rows) between start and end, per group."""
+    summed = table is not usage_records  # a table of sums: a row per period, with its request count
+    moment = table.c.created_at if not summed else table.c[_MOMENT[table.name]]
     if group_by == "user":
         keys: tuple[ColumnElement[Any], ...] = (table.c.user_id, users.c.email)
     elif group_by == "key":
@@ -225,7 +220,7 @@ def _sums_query(
         keys = (table.c.model,)
     else:
         keys = (_utc_day(conn, moment).label("day"),)
-    requests = func.sum(table.c.requests) if hourly else func.count()
+    requests = func.sum(table.c.requests) if summed else func.count()
     sums = [func.coalesce(func.sum(table.c[name]), 0).label(name) for name in _SUMMED]
     query = select(*keys, func.coalesce(requests, 0).label("requests"), *sums).select_from(table)
     if group_by in ("user", "key"):
