@@ -132,6 +132,21 @@ def test_api_refuses_with_429_insufficient_quota_and_no_upstream_call(make_app):
     assert balances(app, acct) == (10, 0, 0, 0)
 
 
+def test_api_refusal_by_a_later_subject_leaves_no_hold_on_an_earlier_one(make_app):
+    # The user's hold is taken before the key's limit and the team's budget are checked, in one
+    # statement on PostgreSQL: a refusal must undo it, so that statement must never run alone.
+    app = make_app(providers=PRICED)
+    acct = make_account(app, email="capped@example.com", balance_micros=1_000_000, limit_micros=10)
+    for _ in range(3):
+        resp = app.test_client().post(
+            "/api/v1/chat/completions", json=chat("priced:echo"), headers=acct.headers
+        )
+        assert resp.status_code == 429
+        assert "spend limit" in resp.get_json()["error"]["message"]
+    assert balances(app, acct) == (1_000_000, 0, 0, 0)
+    assert count(app, holds) == 0
+
+
 def test_api_bills_from_upstream_usage(make_app):
     app = make_app(providers=PRICED)
     acct = make_account(app, email="rich@example.com", balance_micros=1_000_000)

@@ -134,7 +134,8 @@ def test_a_client_that_stops_reading_is_cut_and_billed(gateway, upstream):
     assert row.outcome == "client_disconnected"
     assert row.completion_tokens > 0 and row.cost_micros > 0, "what was relayed went unbilled"
     # The flood ends within drain_timeout of the cut: the gateway read on to its usage and billed it.
-    assert ex.wait_done(5) and ex.outcome == "complete"
+    # It may close as soon as the usage came, before the fake's [DONE]: "client_gone" then too.
+    assert ex.wait_done(5) and ex.outcome in ("complete", "client_gone")
     assert row.estimated is False and row.completion_tokens == FLOOD_CHUNKS
     with engine.connect() as conn:
         left = conn.execute(
@@ -161,7 +162,9 @@ def test_a_client_gone_before_the_usage_event_is_billed_the_providers_count(gate
             next(lines)
     # The client hung up after three chunks.
     ex = upstream.find(tag)
-    assert ex.wait_done(5) and ex.outcome == "complete", "the gateway did not read on to the usage"
+    # The gateway stops reading once the usage came, so the fake may find it gone at its [DONE];
+    # that it read on to the usage shows in the row below: the provider's count, not an estimate.
+    assert ex.wait_done(5) and ex.outcome in ("complete", "client_gone")
     row = usage_row(engine, request_id, 5)
     assert row.outcome == "client_disconnected"
     assert row.estimated is False, "an estimate was billed though the provider's usage came"
