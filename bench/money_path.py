@@ -94,7 +94,7 @@ def main() -> None:
             hold = Hold(f"bench-{next(ids)}", user_id, key_id, "priced:echo", 1000, created_at=now)
             with db.session_scope() as conn:
                 billing.reserve(conn, hold, now)
-            with db.session_scope() as conn:
+            with db.session_scope(autocommit=True) as conn:  # as relay/settlement.py does
                 billing.settle(conn, hold, record, clock.now())
 
         client = app.test_client()

@@ -1,4 +1,4 @@
-"""The money statements as the drivers get them: the same SQL and the same stored values as SQLAlchemy's."""
+"""The money and rate-limit statements as the drivers get them: the SQL and values SQLAlchemy gave them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg2
 
-from gateway.store import aggregates, billing, billing_sql
+from gateway.store import aggregates, billing, billing_sql, ratelimit
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.tables import api_keys, holds, usage_hourly, usage_records
 from tests.support.app import make_account, services
@@ -25,6 +25,11 @@ AT = datetime(2026, 11, 30, 9, 41, 7, 123456, tzinfo=UTC)
 def test_pyformat_renders_each_statement_as_sqlalchemy_compiles_it_for_psycopg2(name):
     sql = getattr(billing_sql, name).format(after="AND true", where="WHERE true")
     assert billing_sql.pyformat(sql) == str(text(sql).compile(dialect=psycopg2.dialect()))
+
+
+def test_pyformat_renders_the_rate_limit_upsert_as_sqlalchemy_compiles_it_for_psycopg2():
+    sql = ratelimit._ADMIT_SQLITE
+    assert ratelimit._ADMIT_PG == str(text(sql).compile(dialect=psycopg2.dialect()))
 
 
 def test_the_postgresql_statements_keep_no_colon_bind():

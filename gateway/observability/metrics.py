@@ -127,6 +127,10 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        # The labelled series of each model and outcome, by key: models and outcomes are few (the
+        # catalog's, OUTCOMES), and two threads adding the same key store the same series.
+        self._series: dict[str, _ModelSeries] = {}
+        self._requests: dict[tuple[str, int, str], Counter] = {}
         self.active_streams = Gauge(
             "gateway_active_streams",
             "Streams being relayed now.",
@@ -148,16 +152,24 @@ class Metrics:
         ttfb_s: float | None,
     ) -> None:
         """Count one settled request."""
-        self.requests.labels(model, str(status), outcome).inc()
-        self.latency.labels(model).observe(latency_s)
+        series = self._series.get(model)
+        if series is None:
+            series = self._series[model] = _ModelSeries(self, model)
+        requests = self._requests.get((model, status, outcome))
+        if requests is None:
+            requests = self._requests[(model, status, outcome)] = self.requests.labels(
+                model, str(status), outcome
+            )
+        requests.inc()
+        series.latency.observe(latency_s)
         if upstream_s:
             self.upstream.labels(model).observe(upstream_s)
         self.overhead.observe(overhead_s)
         if ttfb_s is not None:
             self.ttfb.labels(model).observe(ttfb_s)
-        self.tokens.labels(model, "prompt").inc(prompt_tokens)
-        self.tokens.labels(model, "completion").inc(completion_tokens)
-        self.cost.labels(model).inc(cost_micros)
+        series.prompt_tokens.inc(prompt_tokens)
+        series.completion_tokens.inc(completion_tokens)
+        series.cost.inc(cost_micros)
 
     def render(self, read_holds: Callable[[], tuple[int, int]]) -> bytes:
         """Return the text exposition: every worker's samples, plus the holds from the store."""
@@ -170,6 +182,20 @@ class Metrics:
         extra = CollectorRegistry()
         extra.register(_HoldsCollector(read_holds))
         return text + generate_latest(extra)
+
+
+class _ModelSeries:
+    """The series every settled request of one model counts in, looked up once, not per request.
+
+    labels() takes a lock and builds a key each call. Those only some requests count in (upstream
+    time, time to first byte) are still looked up when used, so a model shows no empty ones.
+    """
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.latency = metrics.latency.labels(model)
+        self.prompt_tokens = metrics.tokens.labels(model, "prompt")
+        self.completion_tokens = metrics.tokens.labels(model, "completion")
+        self.cost = metrics.cost.labels(model)
 
 
 class MetricsObserver:

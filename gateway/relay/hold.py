@@ -87,8 +87,9 @@ def reserve(db: Database, clock: Clock, call: Call, default_max_tokens: int) -> 
     """Hold the call's worst-case cost, within the rate limits and budgets; raises a 429 when it cannot."""
     worst = estimate(call, default_max_tokens)
     principal = call.principal
-    # Without rate limits the reservation is one statement on PostgreSQL (store/billing_sql.py).
-    with db.session_scope(single=not principal.limits) as conn:
+    # A transaction even where the reservation is one statement (PostgreSQL): a refusal by a later
+    # subject (the key, the team) must undo the hold the same statement took on the user.
+    with db.session_scope() as conn:
         now = clock.now()
         hold = Hold(
             call.request_id,

@@ -88,7 +88,7 @@ class Settlement:
     def _write(self, hold: Hold, record: UsageRecord, now: datetime) -> None:
         """Settle now, or spool the settlement to be written by the keeper once the database is back."""
         try:
-            with self.db.session_scope(single=True) as conn:  # one statement on PostgreSQL
+            with self.db.session_scope(autocommit=True) as conn:  # one statement on PostgreSQL
                 if not billing.settle(conn, hold, record, now):
                     log.warning("request %s was already settled or swept", hold.request_id)
             return
@@ -105,7 +105,7 @@ class Settlement:
     def replay(self) -> None:
         """Write every spooled settlement the database now takes; each is written once."""
         for entry in self.spool.pending():
-            with self.db.session_scope() as conn:
+            with self.db.session_scope(autocommit=True) as conn:
                 if not billing.settle(conn, entry.hold, entry.record, entry.settled_at):
                     # Settled by another worker's replay, or swept after an outage longer than
                     # hold_timeout on another host: nothing more can be charged safely.

@@ -114,17 +114,18 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def session_scope(self, single: bool = False) -> Iterator[Connection]:
+    def session_scope(self, autocommit: bool = False) -> Iterator[Connection]:
         """Run a transaction: commit on success, roll back on error; store failures become 503.
 
-        single: the work is one statement, atomic on its own. On PostgreSQL it then runs without
-        BEGIN and COMMIT, one round trip instead of three; SQLite is the same either way.
+        autocommit=True lets each statement commit on its own on PostgreSQL, with no BEGIN and
+        COMMIT (two round trips fewer): only for work whose every statement is safe alone, such
+        as billing.settle's one statement there. SQLite runs a transaction all the same.
         """
         scope = self.gate.open() if self.gate is not None else None
         try:
-            if single and self.is_postgres:
-                with self.engine.connect() as conn:
-                    yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            if autocommit and self.is_postgres:
+                with self.engine.connect() as conn, _autocommit(conn):
+                    yield conn
             else:
                 with self.engine.begin() as conn:
                     yield conn
@@ -157,6 +158,23 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _autocommit(conn: Connection) -> Iterator[None]:
+    """Switch psycopg2's autocommit on for one checkout, and off before the pool has it back.
+
+    Set on the driver: SQLAlchemy's isolation_level="AUTOCOMMIT" resets it with a SET of its own,
+    a round trip that would give back half of what autocommit saves.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a checked-out connection has its driver's
+    driver.autocommit = True
+    try:
+        yield
+    finally:
+        if not driver.closed:  # an invalidated connection is closed, and never pooled again
+            driver.autocommit = False
 
 
 def _is_lock_wait(exc: DBAPIError) -> bool:

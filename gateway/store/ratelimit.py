@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from gateway.errors import NotFoundError, RateLimitError
 from gateway.store import changes
+from gateway.store.billing_sql import pyformat
 from gateway.store.tables import api_keys, holds, rate_limit_windows, users
 
 NO_LIMIT = 2**62  # bound in place of NULL, so the statement needs no typed NULL parameter
@@ -51,8 +52,8 @@ def limits_of(row: Any) -> tuple[Limit, ...]:
 # the upsert locks the subject's row until commit, so requests of one subject pass here one at a
 # time across every host; SQLite runs one writer at a time. A window older than :minute is reset;
 # a newer one (a host whose clock runs ahead) is counted into, so clocks a little apart agree.
-_ADMIT = text(
-    """
+# Run on the driver's cursor, like the reservation it comes with (store/billing_sql.py says why).
+_ADMIT_SQLITE = """
     INSERT INTO rate_limit_windows (subject, window_minute, requests, tokens)
     VALUES (:subject, :minute, 1, :tokens)
     ON CONFLICT (subject) DO UPDATE SET
@@ -66,7 +67,7 @@ _ADMIT = text(
        OR (rate_limit_windows.requests < :rpm AND rate_limit_windows.tokens + :tokens <= :tpm)
     RETURNING requests, tokens
     """
-)
+_ADMIT_PG = pyformat(_ADMIT_SQLITE)
 _WINDOW = select(
     rate_limit_windows.c.window_minute, rate_limit_windows.c.requests, rate_limit_windows.c.tokens
 ).where(rate_limit_windows.c.subject == bindparam("subject"))
@@ -100,7 +101,8 @@ def admit(conn: Connection, limits: tuple[Limit, ...], tokens: int, now: datetim
             "rpm": NO_LIMIT if limit.rpm is None else limit.rpm,
             "tpm": NO_LIMIT if limit.tpm is None else limit.tpm,
         }
-        row = conn.execute(_ADMIT, binds).first()
+        admit_sql = _ADMIT_PG if conn.dialect.name == "postgresql" else _ADMIT_SQLITE
+        row = conn.exec_driver_sql(admit_sql, binds).first()
         if row is None:
             used = _window(conn, limit, minute)
             kind = "requests" if limit.rpm is not None and used[0] >= limit.rpm else "tokens"
