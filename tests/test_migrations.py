@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, inspect, literal, select, text
+from sqlalchemy import Column, MetaData, Table, func, inspect, literal, select, text
 
 from gateway.errors import DuplicateRequestError
 from gateway.store import aggregates, billing, migrations
@@ -152,6 +152,17 @@ def test_db_init_sums_an_older_databases_usage_into_days(make_app):
             assert _by_day(conn, usage_daily, "day_at") == raw
     assert len({group[0] for group in raw}) == 3  # three UTC days
     assert sum(requests for requests, _ in raw.values()) == len(SETTLED)
+    # A settlement after the backfill adds to the backfilled row of its day (the stamps agree).
+    with db.session_scope() as conn:
+        hold = Hold("after", accounts[0].user_id, accounts[0].key_id, "mock:other", 100)
+        billing.reserve(conn, hold, SETTLED[3])
+        billing.settle(
+            conn, hold, UsageRecord(status=200, outcome="ok", stream=False, cost_micros=1), SETTLED[3]
+        )
+    with db.session_scope() as conn:
+        raw = _by_day(conn, usage_records, "created_at")
+        assert _by_day(conn, usage_daily, "day_at") == raw
+        assert conn.execute(select(func.count()).select_from(usage_daily)).scalar_one() == len(raw)
 
 
 def test_db_init_sums_the_hours_into_days_past_the_retention(make_app):
