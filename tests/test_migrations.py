@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, inspect, select, text
+from sqlalchemy import Column, MetaData, Table, func, inspect, literal, select, text
 
 from gateway.errors import DuplicateRequestError
-from gateway.store import billing, migrations
+from gateway.store import aggregates, billing, migrations
 from gateway.store.billing import Hold, UsageRecord
 from gateway.store.database import Database
-from gateway.store.tables import holds, metadata, usage_records
+from gateway.store.tables import holds, metadata, usage_daily, usage_hourly, usage_records
 from tests.support.app import make_account, services
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -104,3 +104,80 @@ def test_migrate_adds_the_team_and_budget_columns_to_an_older_database(db_url):
     assert "ix_api_keys_team_id" in {i["name"] for i in insp.get_indexes("api_keys")}
     db.create_schema()  # idempotent
     db.dispose()
+
+
+def _by_day(conn, table: Table, moment: str) -> dict[tuple, tuple[int, int]]:
+    """Requests and cost per (UTC day, user, key, model) of a table of sums, or of the raw rows."""
+    requests = table.c.requests if "requests" in table.c else literal(1)
+    found: dict[tuple, tuple[int, int]] = {}
+    for at, user_id, key_id, model, count, cost in conn.execute(
+        select(table.c[moment], table.c.user_id, table.c.key_id, table.c.model, requests, table.c.cost_micros)
+    ):
+        group = ((at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).date(), user_id, key_id, model)
+        before = found.get(group, (0, 0))
+        found[group] = (before[0] + count, before[1] + cost)
+    return found
+
+
+# Moments either side of midnights and within one hour, so days, hours and raw rows all differ.
+SETTLED = [
+    NOW + timedelta(minutes=m) for m in (-721, -720, -5, 0, 30, 59, 60, 11 * 60 + 59, 12 * 60, 12 * 60 + 1)
+]
+
+
+def _settle_everywhere(app, accounts) -> None:
+    with services(app).db.session_scope() as conn:
+        for i, moment in enumerate(SETTLED):
+            acct = accounts[i % len(accounts)]
+            hold = Hold(f"r{i}", acct.user_id, acct.key_id, "mock:echo" if i % 3 else "mock:other", 100)
+            billing.reserve(conn, hold, moment)
+            billing.settle(
+                conn, hold, UsageRecord(status=200, outcome="ok", stream=False, cost_micros=i + 1), moment
+            )
+
+
+def test_db_init_sums_an_older_databases_usage_into_days(make_app):
+    """A database from before any sums: one db init backfills the hours, then the days from them."""
+    app = make_app()
+    accounts = [make_account(app, email=f"u{i}@example.com", balance_micros=10**6) for i in range(2)]
+    _settle_everywhere(app, accounts)
+    db = services(app).db
+    with db.session_scope() as conn:
+        conn.execute(text("DROP TABLE usage_daily"))
+        conn.execute(text("DROP TABLE usage_hourly"))
+    for _ in range(2):  # idempotent: a second init adds nothing
+        db.create_schema()
+        with db.session_scope() as conn:
+            raw = _by_day(conn, usage_records, "created_at")
+            assert _by_day(conn, usage_daily, "day_at") == raw
+    assert len({group[0] for group in raw}) == 3  # three UTC days
+    assert sum(requests for requests, _ in raw.values()) == len(SETTLED)
+    # A settlement after the backfill adds to the backfilled row of its day (the stamps agree).
+    with db.session_scope() as conn:
+        hold = Hold("after", accounts[0].user_id, accounts[0].key_id, "mock:other", 100)
+        billing.reserve(conn, hold, SETTLED[3])
+        billing.settle(
+            conn, hold, UsageRecord(status=200, outcome="ok", stream=False, cost_micros=1), SETTLED[3]
+        )
+    with db.session_scope() as conn:
+        raw = _by_day(conn, usage_records, "created_at")
+        assert _by_day(conn, usage_daily, "day_at") == raw
+        assert conn.execute(select(func.count()).select_from(usage_daily)).scalar_one() == len(raw)
+
+
+def test_db_init_sums_the_hours_into_days_past_the_retention(make_app):
+    """Raw rows pruned, hourly sums kept: the days are backfilled from the hours, not the raw rows."""
+    app = make_app()
+    accounts = [make_account(app, email="u@example.com", balance_micros=10**6)]
+    _settle_everywhere(app, accounts)
+    db = services(app).db
+    with db.session_scope() as conn:
+        conn.execute(text("DROP TABLE usage_daily"))
+        hours = _by_day(conn, usage_hourly, "hour_at")
+        while aggregates.prune_batch(conn, 1, NOW + timedelta(days=2)):
+            pass
+        assert _by_day(conn, usage_records, "created_at") == {}
+    db.create_schema()
+    with db.session_scope() as conn:
+        assert _by_day(conn, usage_daily, "day_at") == hours
+    assert sum(requests for requests, _ in hours.values()) == len(SETTLED)

@@ -118,5 +118,10 @@ def test_a_teams_usage_by_member_spans_days_exactly(app):
     with db.session_scope() as conn:
         everything = team_usage.usage_by_member(conn, team_id, T0 - timedelta(days=1))
         later = team_usage.usage_by_member(conn, team_id, T0 + timedelta(hours=5))
+        # Inside the first hour: its raw rows before and after minute 30, then hours, then days.
+        before_first = team_usage.usage_by_member(conn, team_id, T0 + timedelta(minutes=20))
+        after_first = team_usage.usage_by_member(conn, team_id, T0 + timedelta(minutes=31))
     assert [(u.requests, u.cost_micros) for u in everything] == [(3, 600)]
     assert [(u.requests, u.cost_micros) for u in later] == [(2, 500)]
+    assert [(u.requests, u.cost_micros) for u in before_first] == [(3, 600)]
+    assert [(u.requests, u.cost_micros) for u in after_first] == [(2, 500)]
