@@ -1,7 +1,7 @@
 """In-process CPU of the money path: N reserve+settle pairs, and N whole requests through the test client.
 
 `python -m bench.money_path [--store sqlite|postgresql] [-n N] [--profile]`: best of 5 runs, in µs per
-pair and per request, on a fresh SQLite file or a throwaway PostgreSQL schema (GATEWAY_TEST_POSTGRES_URL).
+pair and per request, on a fresh SQLite file or a throwaway PostgreSQL schema (bench/servers.py `database`).
 Whole requests use the built-in mock provider with prices, so they bill like real ones but do no I/O
 upstream: the figures are the gateway's own work. --profile prints cProfile's top functions instead.
 """
@@ -14,13 +14,13 @@ import os
 import pstats
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from itertools import count
+from pathlib import Path
 
 from sqlalchemy import update
 
+from bench.servers import database
 from gateway import create_app
 from gateway.store import billing
 from gateway.store.billing import Hold, UsageRecord
@@ -31,31 +31,6 @@ from gateway.store.users import create_user
 PRICED = {"priced": {"type": "mock", "models": {"echo": {"input_price": 1.0, "output_price": 2.0}}}}
 BODY = {"model": "priced:echo", "messages": [{"role": "user", "content": "Hi there"}], "max_tokens": 16}
 RUNS = 5
-
-
-@contextmanager
-def store_url(kind: str) -> Iterator[str]:
-    """Yield a SQLite file's URL, or a fresh PostgreSQL schema's, dropped afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/gateway.db"
-        return
-    from sqlalchemy import create_engine, text
-
-    from gateway.config.settings import normalise_database_url
-
-    base = normalise_database_url(os.environ["GATEWAY_TEST_POSTGRES_URL"])
-    schema = "bench_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def best(label: str, n: int, once: Callable[[], None]) -> float:
@@ -76,7 +51,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500)
     parser.add_argument("--profile", choices=("pair", "request"))
     args = parser.parse_args()
-    with store_url(args.store) as url, tempfile.TemporaryDirectory() as spool:
+    with tempfile.TemporaryDirectory() as work, database(args.store, Path(work)) as url:
+        spool = os.path.join(work, "spool")
         config = {"database_url": url, "providers": PRICED, "key_cache_ttl": 60.0, "spool_dir": spool}
         app = create_app(config)
         services = app.extensions["gateway"]
