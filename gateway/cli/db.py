@@ -30,7 +30,7 @@ def db_init() -> None:
 @db.command("prune")
 @click.option("--days", type=click.IntRange(1), default=None, help="Instead of usage_retention_days.")
 def db_prune(days: int | None) -> None:
-    """Delete usage rows older than the retention now, in small batches; the hourly sums stay."""
+    """Delete usage rows older than the retention now, in small batches; the hourly and daily sums stay."""
     loaded = settings()
     days = days or loaded.usage_retention_days
     if days <= 0:

@@ -46,7 +46,7 @@ class Settings:
     metrics_dir: str = ""  # PROMETHEUS_MULTIPROC_DIR: workers share metrics through files there
     trusted_proxies: int = 0  # proxies (nginx) in front whose X-Forwarded-* headers are believed
     response_retention_days: int = 30  # stored Responses API responses; 0 stores none
-    usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (hourly sums stay)
+    usage_retention_days: int = 0  # 0 keeps every usage row; N deletes rows older (the sums stay)
     alerts_webhook_url: str = field(default="", repr=False)  # [alerts] webhook_url; empty: no alerts
     alerts_threshold: float = 0.8  # a budget alert when the period's spend passes this share of it
     alerts_interval: float = 5.0  # seconds between two looks for new alerts, in each worker

@@ -1,7 +1,7 @@
 """Reading the usage records: filtered rows, and sums per user, key, team, model or day, as JSON-ready dicts.
 
-The sums are read from the hourly sums (store/aggregates.py), served by their (user_id, hour_at) and
-(key_id, hour_at) indexes when filtered; days are UTC days on SQLite and on PostgreSQL alike.
+The sums are read from the daily and hourly sums (store/aggregates.py), served by their (user_id, …)
+and (key_id, …) indexes when filtered; days are UTC days on SQLite and on PostgreSQL alike.
 """
 
 from __future__ import annotations
