@@ -187,15 +187,24 @@ def test_unknown_path_and_wrong_method_use_the_envelope(client, account):
     )
 
 
-def test_unexpected_exception_is_500_envelope_not_html(app, client, account, monkeypatch):
+@pytest.mark.parametrize("stream", [False, True])
+def test_unexpected_exception_is_500_envelope_not_html(app, client, account, monkeypatch, stream):
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(services(app).relay, "complete", boom)
+    # A bug inside the relay, after the hold was taken: the answer is our envelope, and the hold is
+    # settled (a usage row, nothing left for the keeper to keep alive), not held until a restart.
+    relay = services(app).relay
+    monkeypatch.setattr(relay.upstream, "send", boom)
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    resp = client.post("/api/v1/chat/completions", json=chat(), headers=account.headers)
+    resp = client.post("/api/v1/chat/completions", json=chat(stream=stream), headers=account.headers)
     body = assert_envelope(resp, 500, "internal_error")
     assert "kaboom" not in body["error"]["message"]
+    assert relay.settlement.keeper.live() == set()
+    with services(app).db.session_scope() as conn:
+        assert conn.execute(select(usage_records.c.status, usage_records.c.outcome)).all() == [
+            (500, "gateway_error")
+        ]
 
 
 def test_models_lists_provider_prefixed_ids(client, account):
