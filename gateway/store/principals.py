@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from gateway.clock import as_utc
 from gateway.store import ratelimit
@@ -30,37 +30,42 @@ class Principal:
         return self.allowed_models is None or model in self.allowed_models
 
 
+# Built once: building and cache-keying this join costs more than running it, and every key a
+# worker's cache does not hold (a first use, an expired entry, any revocation anywhere) runs it.
+_FIND = (
+    select(
+        api_keys.c.id,
+        api_keys.c.prefix,
+        api_keys.c.key_hash,
+        api_keys.c.allowed_models,
+        api_keys.c.expires_at,
+        api_keys.c.team_id,
+        users.c.id.label("user_id"),
+        users.c.email,
+        users.c.is_admin,
+        *(api_keys.c[name] for name in ratelimit.FIELDS),
+        *(users.c[name].label("user_" + name) for name in ratelimit.FIELDS),
+    )
+    .join(users, users.c.id == api_keys.c.user_id)
+    .outerjoin(
+        team_members,
+        and_(team_members.c.team_id == api_keys.c.team_id, team_members.c.user_id == api_keys.c.user_id),
+    )
+    .where(
+        api_keys.c.key_hash == bindparam("key_hash"),
+        api_keys.c.revoked_at.is_(None),
+        api_keys.c.disabled.is_(False),
+        or_(api_keys.c.team_id.is_(None), team_members.c.id.is_not(None)),
+    )
+)
+
+
 def find_principal(conn: Connection, key_hash: str) -> Principal | None:
     """Return the principal for a usable key hash, or None (unknown, revoked or disabled).
 
     A team key is usable only while its user is a member of its team: leaving the team ends it.
     """
-    row = conn.execute(
-        select(
-            api_keys.c.id,
-            api_keys.c.prefix,
-            api_keys.c.key_hash,
-            api_keys.c.allowed_models,
-            api_keys.c.expires_at,
-            api_keys.c.team_id,
-            users.c.id.label("user_id"),
-            users.c.email,
-            users.c.is_admin,
-            *(api_keys.c[name] for name in ratelimit.FIELDS),
-            *(users.c[name].label("user_" + name) for name in ratelimit.FIELDS),
-        )
-        .join(users, users.c.id == api_keys.c.user_id)
-        .outerjoin(
-            team_members,
-            and_(team_members.c.team_id == api_keys.c.team_id, team_members.c.user_id == api_keys.c.user_id),
-        )
-        .where(
-            api_keys.c.key_hash == key_hash,
-            api_keys.c.revoked_at.is_(None),
-            api_keys.c.disabled.is_(False),
-            or_(api_keys.c.team_id.is_(None), team_members.c.id.is_not(None)),
-        )
-    ).first()
+    row = conn.execute(_FIND, {"key_hash": key_hash}).first()
     if row is None:
         return None
     allowed = frozenset(m for m in (row.allowed_models or "").split(",") if m) or None
